@@ -1,0 +1,34 @@
+# Berth: make build | make test | make demo. Every target installs what it needs on a fresh Debian 12.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+BIN := artifacts/bin
+APT_PACKAGES := libsqlite3-dev sqlite3 containernetworking-plugins iproute2
+DOTNET := dotnet
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+
+.PHONY: build deps test demo clean
+
+# Installs the Debian packages the build and tests use, only those missing.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# NativeAOT, one self-contained file with SQLite linked in. Warnings are errors (Directory.Build.props).
+build: deps
+	$(DOTNET) publish src/CniIpam/CniIpam.csproj -c Release -o $(BIN) --nologo -v quiet -p:DebugType=none
+	@rm -f $(BIN)/*.dbg $(BIN)/*.pdb
+	@ls -l $(BIN)/berth
+
+test: build
+	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo
+
+demo: build
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf artifacts

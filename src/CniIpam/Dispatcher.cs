@@ -1,0 +1,144 @@
+using System.Reflection;
+using System.Text.Json;
+using Berth.Shared.Cni;
+using Berth.Shared.Config;
+
+namespace Berth.CniIpam;
+
+/// <summary>
+/// The CNI protocol around the verbs (SPEC.md "Protocol parameters", "Error"): which environment each verb
+/// needs, which versions it accepts, and any failure turned into error JSON on stdout with exit code 1.
+/// </summary>
+internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin, TextWriter stdout, TextWriter stderr, PluginServices services)
+{
+    private const int MaxPath = 4096;
+
+    public int Run()
+    {
+        var version = CniVersion.Latest;
+        try
+        {
+            var command = environment("CNI_COMMAND");
+            if (string.IsNullOrEmpty(command))
+            {
+                // As the CNI skeleton does: run by hand, say what this is.
+                var informational = typeof(Dispatcher).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+                stderr.WriteLine($"berth {informational}: crash-safe CNI IPAM plugin, a drop-in for host-local. Run by a container runtime with CNI_COMMAND set.");
+                stderr.WriteLine($"CNI protocol versions supported: {string.Join(", ", CniVersion.Supported)}");
+                return 0;
+            }
+            var input = ReadStdin();
+            if (command == "VERSION") return Version(input);
+            if (command is not ("ADD" or "DEL" or "CHECK" or "GC" or "STATUS"))
+            {
+                throw new CniException(ErrorCodes.InvalidEnvironment, $"unknown CNI_COMMAND \"{ConfigParser.Clip(command)}\": expected ADD, DEL, CHECK, GC, STATUS or VERSION");
+            }
+            using var document = ConfigParser.ParseDocument(input);
+            var requested = document.RootElement.TryGetProperty("cniVersion", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            if (!CniVersion.IsSupported(requested))
+            {
+                throw new CniException(ErrorCodes.IncompatibleVersion,
+                    $"cniVersion \"{ConfigParser.Clip(requested ?? "")}\" is not supported: berth speaks {string.Join(", ", CniVersion.Supported)}");
+            }
+            version = requested!;
+            var minimum = command switch { "CHECK" => "0.4.0", "GC" or "STATUS" => "1.1.0", _ => "0.3.0" };
+            if (!CniVersion.AtLeast(version, minimum))
+            {
+                throw new CniException(ErrorCodes.IncompatibleVersion, $"config version {version} does not allow {command} (it needs {minimum} or later)");
+            }
+            var request = Validate(command, version, document.RootElement);
+            var verbs = new Verbs(services, stdout);
+            switch (command)
+            {
+                case "ADD": verbs.Add(request); break;
+                case "DEL": verbs.Del(request); break;
+                case "CHECK": verbs.Check(request); break;
+                case "GC": verbs.Gc(request); break;
+                default: verbs.Status(request); break;
+            }
+            stdout.Flush();
+            return 0;
+        }
+        catch (CniException e)
+        {
+            return Fail(version, e);
+        }
+        catch (Exception e)
+        {
+            // The one catch-all of the process: a bug must still answer in the protocol.
+            return Fail(version, new CniException(ErrorCodes.Internal, $"internal error: {e.Message} (a bug in berth: please report it)", e.GetType().FullName));
+        }
+    }
+
+    private Request Validate(string command, string version, JsonElement config)
+    {
+        var needsAttachment = command is "ADD" or "DEL" or "CHECK";
+        var containerId = environment("CNI_CONTAINERID") ?? "";
+        var ifName = environment("CNI_IFNAME") ?? "";
+        var netns = environment("CNI_NETNS") ?? "";
+        if (needsAttachment)
+        {
+            if (containerId.Length == 0) throw Env("CNI_CONTAINERID is not set");
+            if (containerId.Length > 256 || !ConfigParser.IsIdentifier(containerId))
+            {
+                throw Env($"invalid characters in CNI_CONTAINERID \"{ConfigParser.Clip(containerId)}\": only letters, digits, '_', '.' and '-', starting with a letter or digit");
+            }
+            if (ifName.Length == 0) throw Env("CNI_IFNAME is not set");
+            if (System.Text.Encoding.UTF8.GetByteCount(ifName) > 15) throw Env($"CNI_IFNAME \"{ConfigParser.Clip(ifName)}\" is longer than 15 bytes");
+            if (ifName is "." or ".." || ifName.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c)))
+            {
+                throw Env($"CNI_IFNAME \"{ConfigParser.Clip(ifName)}\" contains '/', ':', whitespace, or is '.' or '..'");
+            }
+        }
+        if (command is "ADD" or "CHECK" && netns.Length == 0) throw Env("CNI_NETNS is not set");
+        if (netns.Length > MaxPath) throw Env("CNI_NETNS is longer than 4096 characters");
+        return new Request(command, version, containerId, netns, ifName, CniArgs.Parse(environment("CNI_ARGS")), config);
+    }
+
+    private static CniException Env(string message) => new(ErrorCodes.InvalidEnvironment, message);
+
+    private byte[] ReadStdin()
+    {
+        var buffer = new MemoryStream();
+        var chunk = new byte[16384];
+        int read;
+        while ((read = stdin.Read(chunk, 0, chunk.Length)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+            if (buffer.Length > ConfigParser.MaxStdinBytes)
+            {
+                throw new CniException(ErrorCodes.DecodingFailure, $"stdin is larger than {ConfigParser.MaxStdinBytes / 1024} KiB: not a network config");
+            }
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>VERSION answers even without a config; the result's cniVersion echoes a supported request.</summary>
+    private int Version(byte[] input)
+    {
+        var version = CniVersion.Latest;
+        try
+        {
+            using var document = JsonDocument.Parse(input);
+            if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("cniVersion", out var v)
+                && v.ValueKind == JsonValueKind.String && CniVersion.IsSupported(v.GetString()))
+            {
+                version = v.GetString()!;
+            }
+        }
+        catch (JsonException)
+        {
+            // No config or not JSON: VERSION is answered all the same.
+        }
+        Results.WriteVersion(stdout, version);
+        stdout.Flush();
+        return 0;
+    }
+
+    private int Fail(string version, CniException e)
+    {
+        Results.WriteError(stdout, version, e);
+        stdout.Flush();
+        return 1;
+    }
+}

@@ -1,0 +1,101 @@
+using Berth.Shared.Allocation;
+using Berth.Shared.Cni;
+using Berth.Shared.Config;
+using Berth.Shared.Leases;
+
+namespace Berth.CniIpam;
+
+/// <summary>The verbs, each short: load the config, open the store, act in one transaction, print.</summary>
+internal sealed class Verbs(PluginServices services, TextWriter stdout)
+{
+    public void Add(Request request)
+    {
+        var config = Parse(request);
+        // Everything that can fail on input is read before the store is touched.
+        var dns = ReadDns(config);
+        var who = new Attachment(config.Network, request.ContainerId, request.IfName, request.Netns, services.Netns.Inode(request.Netns),
+            request.Args.PodNamespace, request.Args.PodName, request.Args.PodUid);
+        using var store = Open(config, create: true)!;
+        var leases = store.Write(tx => Allocator(tx).Allocate(config, who));
+        // Committed with synchronous=FULL: the result below describes leases already on disk.
+        Results.WriteAdd(stdout, config, leases, dns);
+    }
+
+    public void Del(Request request)
+    {
+        var config = Parse(request);
+        using var store = Open(config, create: false);
+        // SPEC: DEL succeeds when there is nothing to release, however often it is called.
+        store?.Write(tx => Allocator(tx).Release(config.Network, request.ContainerId, request.IfName, Reasons.CniDel));
+    }
+
+    public void Check(Request request)
+    {
+        var config = Parse(request);
+        var expected = ConfigParser.PrevResultAddresses(request.Config);
+        using var store = Open(config, create: false);
+        var held = store?.Read(tx => tx.LeasesOf(config.Network, request.ContainerId, request.IfName)) ?? [];
+        if (held.Count == 0)
+        {
+            throw new CniException(ErrorCodes.UnknownContainer, $"no address is leased to container {request.ContainerId} ({request.IfName}) in network {config.Network}");
+        }
+        foreach (var address in expected ?? [])
+        {
+            if (!held.Any(l => l.Address.Equals(address)))
+            {
+                throw new CniException(ErrorCodes.UnknownContainer,
+                    $"prevResult address {address} is not leased to container {request.ContainerId} ({request.IfName}) in network {config.Network}; it holds {string.Join(", ", held.Select(l => l.Address))}");
+            }
+        }
+    }
+
+    public void Gc(Request request)
+    {
+        var config = Parse(request);
+        var valid = ConfigParser.ValidAttachments(request.Config)
+            ?? throw new CniException(ErrorCodes.InvalidConfig, "GC without \"cni.dev/valid-attachments\": refusing to guess which attachments are valid");
+        using var store = Open(config, create: false);
+        store?.Write(tx => Allocator(tx).Collect(config.Network, valid));
+    }
+
+    public void Status(Request request)
+    {
+        var config = Parse(request);
+        string? problem;
+        try
+        {
+            using var store = Open(config, create: true)!;
+            problem = store.Read(tx => Allocator(tx).WhyNotReady(config));
+        }
+        catch (CniException e) when (e.Code is ErrorCodes.IoFailure or ErrorCodes.TryAgainLater)
+        {
+            problem = e.Message;
+        }
+        if (problem is not null) throw new CniException(ErrorCodes.NotAvailable, $"berth cannot serve ADD for network {config.Network}: {problem}");
+    }
+
+    private static IpamConfig Parse(Request request) => ConfigParser.Parse(request.Config, request.CniVersion, request.Args);
+
+    private Allocator Allocator(ILeaseTransaction tx) => new(tx, services.BootClock, services.Time, services.Netns);
+
+    private SqliteLeaseStore? Open(IpamConfig config, bool create)
+    {
+        if (!create && !File.Exists(config.StorePath)) return null;
+        return SqliteLeaseStore.Open(config.StorePath, new StoreOptions(services.BootClock, services.Time));
+    }
+
+    private static Dns ReadDns(IpamConfig config)
+    {
+        if (config.ResolvConf is null) return Dns.None;
+        try
+        {
+            var info = new FileInfo(config.ResolvConf);
+            if (info.Exists && info.Length > 65536) throw new IOException("larger than 64 KiB");
+            return Dns.ParseResolvConf(File.ReadAllText(config.ResolvConf));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new CniException(ErrorCodes.InvalidConfig, $"invalid network config: ipam.resolvConf: cannot read {ConfigParser.Clip(config.ResolvConf)}: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,220 @@
+using System.Net;
+using Berth.Shared.Cni;
+using Berth.Shared.Config;
+using Berth.Shared.Evidence;
+using Berth.Shared.Leases;
+
+namespace Berth.Shared.Allocation;
+
+/// <summary>
+/// Decides which addresses an attachment gets and which leases go; the store only records. Works inside
+/// one store transaction, so a multi-family ADD is all or nothing.
+/// </summary>
+public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimeProvider time, INetnsProbe netns, string actor = "berth")
+{
+    /// <summary>
+    /// One address per range set for the attachment: the addresses it already holds (a repeated ADD),
+    /// the requested ones, or the next free ones after the round-robin cursor, in range-set order.
+    /// </summary>
+    public IReadOnlyList<Lease> Allocate(IpamConfig config, Attachment who)
+    {
+        var held = store.LeasesOf(who.Network, who.ContainerId, who.IfName);
+        var pending = new List<IPAddress>(config.RequestedAddresses);
+        var leases = new List<Lease>();
+        foreach (var set in config.RangeSets)
+        {
+            var requested = pending.FirstOrDefault(set.Contains);
+            if (requested is not null) pending.Remove(requested);
+
+            var mine = held.FirstOrDefault(l => set.Contains(l.Address)) ?? held.FirstOrDefault(l => l.RangeSet == set.Index);
+            if (mine is not null)
+            {
+                if (!set.Contains(mine.Address) || (requested is not null && !requested.Equals(mine.Address)))
+                {
+                    throw new CniException(ErrorCodes.AddressUnavailable,
+                        $"container {who.ContainerId} ({who.IfName}) already holds {mine.Address} in range set {set.Index} of network {who.Network}"
+                        + (requested is not null ? $", not the requested {requested}" : ", outside the current ranges") + ": DEL it first");
+                }
+                leases.Add(mine);
+                continue;
+            }
+            leases.Add(requested is not null ? Take(set, requested, who) : Next(set, who));
+        }
+        if (pending.Count > 0)
+        {
+            throw new CniException(ErrorCodes.AddressUnavailable,
+                $"requested address {string.Join(", ", pending)} is in no range set of network {who.Network} (ranges {string.Join("; ", config.RangeSets)})");
+        }
+        store.RecordRanges(who.Network, RangesText(config));
+        return leases;
+    }
+
+    /// <summary>Releases every lease of the attachment (a DEL); returns how many there were.</summary>
+    public int Release(string network, string containerId, string ifName, string reason)
+    {
+        var count = 0;
+        foreach (var lease in store.LeasesOf(network, containerId, ifName))
+        {
+            if (store.Release(lease, new Change(reason, actor))) count++;
+        }
+        return count;
+    }
+
+    /// <summary>Releases the network's leases whose attachment is not in <paramref name="valid"/> (a GC).</summary>
+    public int Collect(string network, IReadOnlySet<(string ContainerId, string IfName)> valid)
+    {
+        var count = 0;
+        foreach (var lease in store.Leases(network))
+        {
+            if (valid.Contains((lease.ContainerId, lease.IfName))) continue;
+            if (store.Release(lease, new Change(Reasons.CniGc, actor, "not among the runtime's valid attachments"))) count++;
+        }
+        return count;
+    }
+
+    /// <summary>Whether an ADD could get an address in every range set now (free, or reclaimable).</summary>
+    public string? WhyNotReady(IpamConfig config)
+    {
+        foreach (var set in config.RangeSets)
+        {
+            if (FindFree(config.Network, set) is not null) continue;
+            if (Reclaimable(config.Network, set).Any()) continue;
+            return Full(config.Network, set).Message;
+        }
+        return null;
+    }
+
+    private Lease Take(RangeSet set, IPAddress address, Attachment who)
+    {
+        var range = set.RangeFor(address)!;
+        if (address.Equals(range.Gateway))
+        {
+            throw new CniException(ErrorCodes.AddressUnavailable, $"requested address {address} is the gateway of {range.Subnet}");
+        }
+        if (store.Holder(who.Network, address) is { } holder)
+        {
+            throw new CniException(ErrorCodes.AddressUnavailable,
+                $"requested address {address} in network {who.Network} is held by {holder.Describe()} since {holder.CreatedAt:u}: release it first ('berth-agent release {address} --network {who.Network}')");
+        }
+        return Lease(set, range, address, who);
+    }
+
+    private Lease Next(RangeSet set, Attachment who)
+    {
+        var address = FindFree(who.Network, set);
+        if (address is null)
+        {
+            var reclaimed = 0;
+            foreach (var lease in Reclaimable(who.Network, set).ToList())
+            {
+                var detail = $"range set {set.Index} full; lease from boot {lease.BootId} and its netns {Or(lease.Netns, "(none)")} is gone";
+                if (store.Release(lease, new Change(Reasons.ExhaustedReclaim, actor, detail))) reclaimed++;
+            }
+            if (reclaimed > 0) address = FindFree(who.Network, set);
+        }
+        if (address is null) throw Full(who.Network, set);
+        return Lease(set, set.RangeFor(address)!, address, who);
+    }
+
+    private Lease Lease(RangeSet set, AddressRange range, IPAddress address, Attachment who)
+    {
+        var lease = new Lease(who.Network, address, set.Index, range.Subnet.ToString(), who.ContainerId, who.IfName, who.Netns, who.NetnsInode,
+            who.PodNamespace, who.PodName, who.PodUid, clock.BootId, clock.SinceBoot, time.GetUtcNow(), Reasons.CniAdd);
+        store.Add(lease, new Change(Reasons.CniAdd, actor));
+        // As host-local: the next search starts after the last address handed out, requested or not.
+        store.SetCursor(who.Network, set.Index, address);
+        return lease;
+    }
+
+    /// <summary>
+    /// host-local's round-robin order: after the cursor to the end of its range, the following ranges,
+    /// wrapping round to the start of the cursor's range and up to the cursor itself.
+    /// </summary>
+    private IPAddress? FindFree(string network, RangeSet set)
+    {
+        var ranges = set.Ranges;
+        var cursor = store.Cursor(network, set.Index);
+        var k = cursor is null ? -1 : IndexOf(ranges, cursor);
+        if (k < 0)
+        {
+            foreach (var range in ranges)
+            {
+                if (FreeIn(network, range, range.Start, range.End) is { } a) return a;
+            }
+            return null;
+        }
+        var current = ranges[k];
+        if (!cursor!.Equals(current.End) && FreeIn(network, current, Ip.Next(cursor)!, current.End) is { } first) return first;
+        for (var i = 1; i < ranges.Count; i++)
+        {
+            var range = ranges[(k + i) % ranges.Count];
+            if (FreeIn(network, range, range.Start, range.End) is { } a) return a;
+        }
+        return FreeIn(network, current, current.Start, cursor);
+    }
+
+    private IPAddress? FreeIn(string network, AddressRange range, IPAddress from, IPAddress to)
+    {
+        var candidate = from;
+        while (store.FirstUnleased(network, candidate, to) is { } free)
+        {
+            if (!free.Equals(range.Gateway)) return free;
+            if (free.Equals(to) || Ip.Next(free) is not { } next) return null;
+            candidate = next;
+        }
+        return null;
+    }
+
+    private IEnumerable<Lease> Reclaimable(string network, RangeSet set) =>
+        set.Ranges.SelectMany(r => store.Leases(network, r.Start, r.End))
+            .Where(l => l.BootId != clock.BootId && !NetnsAlive(l));
+
+    private bool NetnsAlive(Lease lease) =>
+        lease.Netns.Length > 0 && netns.Inode(lease.Netns) is { } inode && (lease.NetnsInode is null || lease.NetnsInode == inode);
+
+    private CniException Full(string network, RangeSet set)
+    {
+        var leases = set.Ranges.SelectMany(r => store.Leases(network, r.Start, r.End)).ToList();
+        var earlier = leases.Count(l => l.BootId != clock.BootId);
+        return new CniException(ErrorCodes.RangeExhausted,
+            $"no free address in range set {set.Index} ({set}) of network {network}: {leases.Count} leases, {earlier} from earlier boots (their netns still exist); "
+            + "is berth-agent running? see 'berth-agent leases --network " + network + "'");
+    }
+
+    private static int IndexOf(IReadOnlyList<AddressRange> ranges, IPAddress address)
+    {
+        for (var i = 0; i < ranges.Count; i++)
+        {
+            if (ranges[i].Contains(address)) return i;
+        }
+        return -1;
+    }
+
+    private static string Or(string text, string fallback) => text.Length > 0 ? text : fallback;
+
+    /// <summary>The canonical ranges as JSON, recorded per network for the operator checks.</summary>
+    public static string RangesText(IpamConfig config)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            w.WriteStartArray();
+            foreach (var set in config.RangeSets)
+            {
+                w.WriteStartArray();
+                foreach (var r in set.Ranges)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("subnet", r.Subnet.ToString());
+                    w.WriteString("rangeStart", r.Start.ToString());
+                    w.WriteString("rangeEnd", r.End.ToString());
+                    w.WriteString("gateway", r.Gateway.ToString());
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
+            w.WriteEndArray();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+}

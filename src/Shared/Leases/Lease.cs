@@ -1,0 +1,36 @@
+using System.Net;
+
+namespace Berth.Shared.Leases;
+
+/// <summary>
+/// One address held by one attachment (network, container ID, ifname), with what is needed later to decide
+/// whether its owner still lives: the netns path and inode seen at ADD, the boot it was made in and when.
+/// </summary>
+public sealed record Lease(
+    string Network,
+    IPAddress Address,
+    int RangeSet,
+    string Subnet,
+    string ContainerId,
+    string IfName,
+    string Netns,
+    ulong? NetnsInode,
+    string? PodNamespace,
+    string? PodName,
+    string? PodUid,
+    string BootId,
+    TimeSpan SinceBoot,
+    DateTimeOffset CreatedAt,
+    string Origin)
+{
+    /// <summary>Whether this lease belongs to the attachment.</summary>
+    public bool IsOwnedBy(string containerId, string ifName) => ContainerId == containerId && IfName == ifName;
+
+    /// <summary>"namespace/pod" when the runtime said, otherwise "containerID/ifname".</summary>
+    public string Owner => PodName is not null ? $"{PodNamespace}/{PodName}" : $"{ContainerId}/{IfName}";
+
+    /// <summary>The holder in a sentence, for messages.</summary>
+    public string Describe() => PodName is not null
+        ? $"pod {PodNamespace}/{PodName} (container {ContainerId}, {IfName})"
+        : $"container {ContainerId} ({IfName})";
+}

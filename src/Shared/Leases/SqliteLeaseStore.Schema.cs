@@ -1,0 +1,164 @@
+using Berth.Shared.Cni;
+using Microsoft.Data.Sqlite;
+
+namespace Berth.Shared.Leases;
+
+public sealed partial class SqliteLeaseStore
+{
+    /// <summary>The schema version this build writes (PRAGMA user_version).</summary>
+    public const int SchemaVersion = 2;
+
+    /// <summary>
+    /// Forward migrations, one per version. Each runs in the same transaction as the version bump, so a
+    /// process killed during a migration leaves the previous version whole. None may drop a row.
+    /// </summary>
+    private static readonly Action<SqliteConnection, SqliteTransaction>[] Migrations =
+    [
+        // 1: the ledger. A lease is keyed by (network, address): the store itself makes a second lease of an
+        // address impossible, and (network, container, ifname, range set) allows one address per range set.
+        (c, t) => Execute(c, """
+            CREATE TABLE networks (
+                name TEXT PRIMARY KEY,
+                ranges TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE leases (
+                network TEXT NOT NULL,
+                address_key BLOB NOT NULL,
+                address TEXT NOT NULL,
+                range_set INTEGER NOT NULL,
+                subnet TEXT NOT NULL,
+                container_id TEXT NOT NULL,
+                ifname TEXT NOT NULL,
+                netns TEXT NOT NULL,
+                netns_inode INTEGER,
+                pod_namespace TEXT,
+                pod_name TEXT,
+                pod_uid TEXT,
+                boot_id TEXT NOT NULL,
+                since_boot_ns INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                origin TEXT NOT NULL,
+                PRIMARY KEY (network, address_key),
+                UNIQUE (network, container_id, ifname, range_set)
+            ) WITHOUT ROWID;
+            CREATE INDEX leases_by_boot ON leases (boot_id);
+            CREATE TABLE cursors (
+                network TEXT NOT NULL,
+                range_set INTEGER NOT NULL,
+                address TEXT NOT NULL,
+                PRIMARY KEY (network, range_set)
+            ) WITHOUT ROWID;
+            CREATE TABLE history (
+                id INTEGER PRIMARY KEY,
+                at TEXT NOT NULL,
+                boot_id TEXT NOT NULL,
+                since_boot_ns INTEGER NOT NULL,
+                action TEXT NOT NULL CHECK (action IN ('allocate', 'release')),
+                reason TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                network TEXT NOT NULL,
+                address TEXT NOT NULL,
+                container_id TEXT NOT NULL,
+                ifname TEXT NOT NULL,
+                pod_namespace TEXT,
+                pod_name TEXT,
+                pod_uid TEXT,
+                detail TEXT
+            );
+            CREATE INDEX history_by_address ON history (network, address);
+            CREATE TABLE boots (
+                boot_id TEXT PRIMARY KEY,
+                recovered_at TEXT,
+                released INTEGER
+            ) WITHOUT ROWID;
+            """, t),
+        // 2: runs of consecutive leased addresses, so the next free address is found with two index
+        // look-ups however many leases there are. Built from the leases already present.
+        (c, t) =>
+        {
+            Execute(c, """
+                CREATE TABLE runs (
+                    network TEXT NOT NULL,
+                    first BLOB NOT NULL,
+                    last BLOB NOT NULL,
+                    PRIMARY KEY (network, first)
+                ) WITHOUT ROWID;
+                """, t);
+            RebuildRuns(c, t);
+        },
+    ];
+
+    private static void Migrate(SqliteConnection connection, string path)
+    {
+        var version = Scalar(connection, "PRAGMA user_version");
+        if (version == SchemaVersion) return;
+        if (version > SchemaVersion)
+        {
+            throw new CniException(ErrorCodes.IoFailure,
+                $"store {path} has schema version {version}, newer than this berth understands ({SchemaVersion}): install the newer berth again");
+        }
+        if (version == 0)
+        {
+            // Cannot change inside a transaction; persists in the file once set.
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA journal_mode = WAL";
+            var mode = command.ExecuteScalar() as string;
+            if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new CniException(ErrorCodes.IoFailure, $"store {path}: its filesystem does not support SQLite's WAL mode (got \"{mode}\"); put dataDir on a local filesystem");
+            }
+        }
+        using var transaction = connection.BeginTransaction(deferred: false);
+        // Re-read under the write lock: a parallel process may have migrated meanwhile.
+        version = Scalar(connection, "PRAGMA user_version", transaction);
+        for (var v = (int)version; v < SchemaVersion; v++)
+        {
+            Migrations[v](connection, transaction);
+        }
+        Execute(connection, $"PRAGMA user_version = {SchemaVersion}", transaction);
+        transaction.Commit();
+    }
+
+    /// <summary>Recomputes the runs table from the leases (migration, and the repair for a damaged index).</summary>
+    internal static void RebuildRuns(SqliteConnection connection, SqliteTransaction transaction)
+    {
+        Execute(connection, "DELETE FROM runs", transaction);
+        using var read = connection.CreateCommand();
+        read.Transaction = transaction;
+        read.CommandText = "SELECT network, address_key FROM leases ORDER BY network, address_key";
+        using var insert = connection.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText = "INSERT INTO runs (network, first, last) VALUES ($n, $f, $l)";
+        var n = insert.Parameters.Add("$n", SqliteType.Text);
+        var f = insert.Parameters.Add("$f", SqliteType.Blob);
+        var l = insert.Parameters.Add("$l", SqliteType.Blob);
+        string? network = null;
+        byte[]? first = null, last = null;
+        void Flush()
+        {
+            if (first is null) return;
+            n.Value = network;
+            f.Value = first;
+            l.Value = last;
+            insert.ExecuteNonQuery();
+        }
+        using (var reader = read.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                var net = reader.GetString(0);
+                var key = (byte[])reader[1];
+                if (net == network && last is not null && AddressKey.Next(last) is { } next && AddressKey.Compare(next, key) == 0)
+                {
+                    last = key;
+                    continue;
+                }
+                Flush();
+                network = net;
+                first = last = key;
+            }
+        }
+        Flush();
+    }
+}

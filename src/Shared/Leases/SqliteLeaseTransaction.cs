@@ -1,0 +1,173 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.Data.Sqlite;
+
+namespace Berth.Shared.Leases;
+
+/// <summary>
+/// One transaction on the SQLite store. Every lease change also updates the runs table (maximal stretches
+/// of consecutive leased addresses) and appends a history row, all inside the same transaction.
+/// </summary>
+internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store, SqliteTransaction transaction) : ILeaseTransaction, IDisposable
+{
+    private const string LeaseColumns = "network, address, range_set, subnet, container_id, ifname, netns, netns_inode, pod_namespace, pod_name, pod_uid, boot_id, since_boot_ns, created_at, origin";
+    private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+
+    public IReadOnlyList<Lease> LeasesOf(string network, string containerId, string ifName) =>
+        Query($"SELECT {LeaseColumns} FROM leases WHERE network = $n AND container_id = $c AND ifname = $i ORDER BY range_set",
+            ("$n", network), ("$c", containerId), ("$i", ifName));
+
+    public Lease? Holder(string network, IPAddress address) =>
+        Query($"SELECT {LeaseColumns} FROM leases WHERE network = $n AND address_key = $k", ("$n", network), ("$k", AddressKey.Of(address)))
+            .FirstOrDefault();
+
+    public IReadOnlyList<Lease> Leases(string network, IPAddress? from = null, IPAddress? to = null)
+    {
+        if (from is null || to is null)
+        {
+            return Query($"SELECT {LeaseColumns} FROM leases WHERE network = $n ORDER BY address_key", ("$n", network));
+        }
+        return Query($"SELECT {LeaseColumns} FROM leases WHERE network = $n AND address_key BETWEEN $a AND $b ORDER BY address_key",
+            ("$n", network), ("$a", AddressKey.Of(from)), ("$b", AddressKey.Of(to)));
+    }
+
+    public IPAddress? FirstUnleased(string network, IPAddress from, IPAddress to)
+    {
+        var candidate = AddressKey.Of(from);
+        var end = AddressKey.Of(to);
+        // Runs are maximal, so the address after a run is free: this loop turns at most twice.
+        while (AddressKey.Compare(candidate, end) <= 0)
+        {
+            if (RunContaining(network, candidate) is not { } run) return AddressKey.ToAddress(candidate);
+            if (AddressKey.Next(run.Last) is not { } next) return null;
+            candidate = next;
+        }
+        return null;
+    }
+
+    public IPAddress? Cursor(string network, int rangeSet)
+    {
+        var text = Command("SELECT address FROM cursors WHERE network = $n AND range_set = $r", ("$n", network), ("$r", rangeSet)).ExecuteScalar() as string;
+        return text is not null && IPAddress.TryParse(text, out var address) ? address : null;
+    }
+
+    public void SetCursor(string network, int rangeSet, IPAddress address) =>
+        Command("INSERT INTO cursors (network, range_set, address) VALUES ($n, $r, $a) ON CONFLICT (network, range_set) DO UPDATE SET address = excluded.address",
+            ("$n", network), ("$r", rangeSet), ("$a", address.ToString())).ExecuteNonQuery();
+
+    public void Add(Lease lease, Change change)
+    {
+        var key = AddressKey.Of(lease.Address);
+        Command($"INSERT INTO leases (address_key, {LeaseColumns}) VALUES ($k, $n, $a, $r, $s, $c, $i, $ns, $ino, $pns, $pn, $pu, $b, $t, $at, $o)",
+            ("$k", key), ("$n", lease.Network), ("$a", lease.Address.ToString()), ("$r", lease.RangeSet), ("$s", lease.Subnet),
+            ("$c", lease.ContainerId), ("$i", lease.IfName), ("$ns", lease.Netns), ("$ino", lease.NetnsInode is { } ino ? (long)ino : null),
+            ("$pns", lease.PodNamespace), ("$pn", lease.PodName), ("$pu", lease.PodUid), ("$b", lease.BootId),
+            ("$t", lease.SinceBoot.Ticks * 100), ("$at", Timestamp(lease.CreatedAt)), ("$o", lease.Origin)).ExecuteNonQuery();
+        JoinRuns(lease.Network, key);
+        RecordHistory("allocate", lease, change);
+    }
+
+    public bool Release(Lease lease, Change change)
+    {
+        var key = AddressKey.Of(lease.Address);
+        var removed = Command("DELETE FROM leases WHERE network = $n AND address_key = $k AND container_id = $c AND ifname = $i",
+            ("$n", lease.Network), ("$k", key), ("$c", lease.ContainerId), ("$i", lease.IfName)).ExecuteNonQuery();
+        if (removed == 0) return false;
+        LeaveRuns(lease.Network, key);
+        RecordHistory("release", lease, change);
+        return true;
+    }
+
+    public void RecordRanges(string network, string ranges) =>
+        Command("INSERT INTO networks (name, ranges, updated_at) VALUES ($n, $r, $at) ON CONFLICT (name) DO UPDATE SET ranges = excluded.ranges, updated_at = excluded.updated_at WHERE ranges <> excluded.ranges",
+            ("$n", network), ("$r", ranges), ("$at", Timestamp(store.Options.Time.GetUtcNow()))).ExecuteNonQuery();
+
+    private void RecordHistory(string action, Lease lease, Change change)
+    {
+        var clock = store.Options.BootClock;
+        Command("INSERT INTO history (at, boot_id, since_boot_ns, action, reason, actor, network, address, container_id, ifname, pod_namespace, pod_name, pod_uid, detail) VALUES ($at, $b, $t, $act, $why, $who, $n, $a, $c, $i, $pns, $pn, $pu, $d)",
+            ("$at", Timestamp(store.Options.Time.GetUtcNow())), ("$b", clock.BootId), ("$t", clock.SinceBoot.Ticks * 100),
+            ("$act", action), ("$why", change.Reason), ("$who", change.Actor), ("$n", lease.Network), ("$a", lease.Address.ToString()),
+            ("$c", lease.ContainerId), ("$i", lease.IfName), ("$pns", lease.PodNamespace), ("$pn", lease.PodName), ("$pu", lease.PodUid),
+            ("$d", change.Detail)).ExecuteNonQuery();
+    }
+
+    private (byte[] First, byte[] Last)? RunContaining(string network, byte[] key)
+    {
+        using var reader = Command("SELECT first, last FROM runs WHERE network = $n AND first <= $k ORDER BY first DESC LIMIT 1", ("$n", network), ("$k", key)).ExecuteReader();
+        if (!reader.Read()) return null;
+        var run = ((byte[])reader[0], (byte[])reader[1]);
+        return AddressKey.Compare(run.Item2, key) >= 0 ? run : null;
+    }
+
+    private void JoinRuns(string network, byte[] key)
+    {
+        var left = AddressKey.Previous(key) is { } previous ? RunContaining(network, previous) : null;
+        var right = AddressKey.Next(key) is { } next ? RunContaining(network, next) : null;
+        if (right is { } r) Command("DELETE FROM runs WHERE network = $n AND first = $f", ("$n", network), ("$f", r.First)).ExecuteNonQuery();
+        var last = right?.Last ?? key;
+        if (left is { } l) Command("UPDATE runs SET last = $l WHERE network = $n AND first = $f", ("$n", network), ("$f", l.First), ("$l", last)).ExecuteNonQuery();
+        else Command("INSERT INTO runs (network, first, last) VALUES ($n, $f, $l)", ("$n", network), ("$f", key), ("$l", last)).ExecuteNonQuery();
+    }
+
+    private void LeaveRuns(string network, byte[] key)
+    {
+        if (RunContaining(network, key) is not { } run) return;
+        Command("DELETE FROM runs WHERE network = $n AND first = $f", ("$n", network), ("$f", run.First)).ExecuteNonQuery();
+        if (AddressKey.Compare(run.First, key) < 0)
+        {
+            Command("INSERT INTO runs (network, first, last) VALUES ($n, $f, $l)", ("$n", network), ("$f", run.First), ("$l", AddressKey.Previous(key))).ExecuteNonQuery();
+        }
+        if (AddressKey.Compare(key, run.Last) < 0)
+        {
+            Command("INSERT INTO runs (network, first, last) VALUES ($n, $f, $l)", ("$n", network), ("$f", AddressKey.Next(key)), ("$l", run.Last)).ExecuteNonQuery();
+        }
+    }
+
+    private List<Lease> Query(string sql, params (string Name, object? Value)[] parameters)
+    {
+        var result = new List<Lease>();
+        using var reader = Command(sql, parameters).ExecuteReader();
+        while (reader.Read()) result.Add(ReadLease(reader));
+        return result;
+    }
+
+    internal static Lease ReadLease(SqliteDataReader r) => new(
+        Network: r.GetString(0),
+        Address: IPAddress.Parse(r.GetString(1)),
+        RangeSet: r.GetInt32(2),
+        Subnet: r.GetString(3),
+        ContainerId: r.GetString(4),
+        IfName: r.GetString(5),
+        Netns: r.GetString(6),
+        NetnsInode: r.IsDBNull(7) ? null : (ulong)r.GetInt64(7),
+        PodNamespace: r.IsDBNull(8) ? null : r.GetString(8),
+        PodName: r.IsDBNull(9) ? null : r.GetString(9),
+        PodUid: r.IsDBNull(10) ? null : r.GetString(10),
+        BootId: r.GetString(11),
+        SinceBoot: TimeSpan.FromTicks(r.GetInt64(12) / 100),
+        CreatedAt: DateTimeOffset.Parse(r.GetString(13), CultureInfo.InvariantCulture),
+        Origin: r.GetString(14));
+
+    internal static string Timestamp(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>Statements are prepared once per transaction and reused with new parameter values.</summary>
+    private SqliteCommand Command(string sql, params (string Name, object? Value)[] parameters)
+    {
+        if (!_commands.TryGetValue(sql, out var command))
+        {
+            command = store.Connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = sql;
+            _commands[sql] = command;
+        }
+        command.Parameters.Clear();
+        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        return command;
+    }
+
+    public void Dispose()
+    {
+        foreach (var command in _commands.Values) command.Dispose();
+    }
+}
