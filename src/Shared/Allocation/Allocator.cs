@@ -18,13 +18,12 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
     /// </summary>
     public IReadOnlyList<Lease> Allocate(IpamConfig config, Attachment who)
     {
+        var requestedBySet = PlaceRequested(config, who.Network);
         var held = store.LeasesOf(who.Network, who.ContainerId, who.IfName);
-        var pending = new List<IPAddress>(config.RequestedAddresses);
         var leases = new List<Lease>();
         foreach (var set in config.RangeSets)
         {
-            var requested = pending.FirstOrDefault(set.Contains);
-            if (requested is not null) pending.Remove(requested);
+            var requested = requestedBySet.GetValueOrDefault(set.Index);
 
             var mine = held.FirstOrDefault(l => set.Contains(l.Address)) ?? held.FirstOrDefault(l => l.RangeSet == set.Index);
             if (mine is not null)
@@ -40,13 +39,29 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
             }
             leases.Add(requested is not null ? Take(set, requested, who) : Next(set, who));
         }
-        if (pending.Count > 0)
-        {
-            throw new CniException(ErrorCodes.AddressUnavailable,
-                $"requested address {string.Join(", ", pending)} is in no range set of network {who.Network} (ranges {string.Join("; ", config.RangeSets)})");
-        }
         store.RecordRanges(who.Network, RangesText(config));
         return leases;
+    }
+
+    /// <summary>
+    /// Which range set each requested address belongs to: one per set, as host-local. Checked before anything
+    /// is leased, so an address that fits nowhere fails the ADD without touching the store.
+    /// </summary>
+    private static Dictionary<int, IPAddress> PlaceRequested(IpamConfig config, string network)
+    {
+        var placed = new Dictionary<int, IPAddress>();
+        var misfits = new List<IPAddress>();
+        foreach (var address in config.RequestedAddresses)
+        {
+            var set = config.RangeSets.FirstOrDefault(s => s.Contains(address));
+            if (set is null || !placed.TryAdd(set.Index, address)) misfits.Add(address);
+        }
+        if (misfits.Count > 0)
+        {
+            throw new CniException(ErrorCodes.AddressUnavailable,
+                $"requested address {string.Join(", ", misfits)} cannot be given in network {network}: each must lie in a different range set of {string.Join("; ", config.RangeSets)}");
+        }
+        return placed;
     }
 
     /// <summary>Releases every lease of the attachment (a DEL); returns how many there were.</summary>

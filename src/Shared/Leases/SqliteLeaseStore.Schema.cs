@@ -12,7 +12,7 @@ public sealed partial class SqliteLeaseStore
     /// Forward migrations, one per version. Each runs in the same transaction as the version bump, so a
     /// process killed during a migration leaves the previous version whole. None may drop a row.
     /// </summary>
-    private static readonly Action<SqliteConnection, SqliteTransaction>[] Migrations =
+    internal static readonly Action<SqliteConnection, SqliteTransaction>[] Migrations =
     [
         // 1: the ledger. A lease is keyed by (network, address): the store itself makes a second lease of an
         // address impossible, and (network, container, ifname, range set) allows one address per range set.

@@ -1,0 +1,204 @@
+using System.Net;
+using Berth.Shared.Cni;
+using Berth.Shared.Leases;
+using Berth.Tests.Support;
+using Microsoft.Data.Sqlite;
+
+namespace Berth.Tests.Shared.Leases;
+
+public sealed class SqliteLeaseStoreTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private readonly FakeBootClock _clock = new("boot-a");
+
+    private string DataDir => Path.Combine(_dir.Path, "data");
+    private string StorePath => Path.Combine(DataDir, "berth.db");
+
+    private SqliteLeaseStore Open(TimeSpan? lockTimeout = null) =>
+        SqliteLeaseStore.Open(StorePath, new StoreOptions(_clock, TimeProvider.System) { LockTimeout = lockTimeout ?? TimeSpan.FromSeconds(10) });
+
+    private static Lease LeaseOf(string address, string container = "c1", int rangeSet = 0, string network = "net1") =>
+        new(network, IPAddress.Parse(address), rangeSet, "10.0.0.0/24", container, "eth0", "/var/run/netns/x", 4026532000, "default", "pod-" + container,
+            "uid-" + container, "boot-a", TimeSpan.FromSeconds(42), DateTimeOffset.Parse("2026-11-22T10:00:00Z"), Reasons.CniAdd);
+
+    private static readonly Change Added = new(Reasons.CniAdd, "test");
+
+    [Fact]
+    public void A_new_store_is_private_and_in_wal_mode_with_full_sync()
+    {
+        using var store = Open();
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(DataDir));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(StorePath));
+        Assert.Equal(2L, SqliteLeaseStore.Scalar(store.Connection, "PRAGMA synchronous"));
+        using var command = store.Connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode";
+        Assert.Equal("wal", command.ExecuteScalar());
+        Assert.Equal(SqliteLeaseStore.SchemaVersion, SqliteLeaseStore.Scalar(store.Connection, "PRAGMA user_version"));
+    }
+
+    [Fact]
+    public void A_lease_keeps_everything_it_was_given()
+    {
+        using (var store = Open()) store.Write(tx => { tx.Add(LeaseOf("10.0.0.9"), Added); return 0; });
+
+        using var reopened = Open();
+        var lease = reopened.Read(tx => tx.Holder("net1", IPAddress.Parse("10.0.0.9")));
+
+        Assert.Equal(LeaseOf("10.0.0.9"), lease);
+    }
+
+    [Fact]
+    public void The_store_itself_refuses_a_second_lease_of_an_address()
+    {
+        using var store = Open();
+        store.Write(tx => { tx.Add(LeaseOf("10.0.0.9", "c1"), Added); return 0; });
+
+        var e = Assert.Throws<CniException>(() => store.Write(tx => { tx.Add(LeaseOf("10.0.0.9", "c2"), Added); return 0; }));
+
+        Assert.Equal(ErrorCodes.IoFailure, e.Code);
+        Assert.Contains("twice", e.Message);
+        Assert.Equal("c1", store.Read(tx => tx.Holder("net1", IPAddress.Parse("10.0.0.9")))!.ContainerId);
+    }
+
+    [Fact]
+    public void The_store_itself_refuses_two_addresses_for_one_attachment_in_one_range_set()
+    {
+        using var store = Open();
+        store.Write(tx => { tx.Add(LeaseOf("10.0.0.9", "c1"), Added); return 0; });
+
+        Assert.Throws<CniException>(() => store.Write(tx => { tx.Add(LeaseOf("10.0.0.10", "c1"), Added); return 0; }));
+        store.Write(tx => { tx.Add(LeaseOf("fd00::9", "c1", rangeSet: 1), Added); return 0; });
+
+        Assert.Equal(2, store.Read(tx => tx.LeasesOf("net1", "c1", "eth0")).Count);
+    }
+
+    [Fact]
+    public void The_same_address_may_be_leased_in_two_networks()
+    {
+        using var store = Open();
+        store.Write(tx => { tx.Add(LeaseOf("10.0.0.9", network: "a"), Added); tx.Add(LeaseOf("10.0.0.9", network: "b"), Added); return 0; });
+
+        Assert.Single(store.Read(tx => tx.Leases("a")));
+        Assert.Single(store.Read(tx => tx.Leases("b")));
+    }
+
+    [Fact]
+    public void History_is_written_with_the_change_or_not_at_all()
+    {
+        using var store = Open();
+        store.Write(tx => { tx.Add(LeaseOf("10.0.0.9"), Added); tx.Release(LeaseOf("10.0.0.9"), new Change(Reasons.CniDel, "test", "why")); return 0; });
+
+        Assert.Throws<InvalidOperationException>(() => store.Write<int>(tx =>
+        {
+            tx.Add(LeaseOf("10.0.0.10"), Added);
+            throw new InvalidOperationException("killed half way");
+        }));
+
+        Assert.Equal(2L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM history"));
+        Assert.Equal(0L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM leases"));
+        Assert.Equal(1L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM history WHERE action = 'release' AND reason = 'cni-del' AND detail = 'why' AND boot_id = 'boot-a'"));
+    }
+
+    [Fact]
+    public void Release_of_a_lease_already_gone_reports_false_and_writes_no_history()
+    {
+        using var store = Open();
+
+        Assert.False(store.Write(tx => tx.Release(LeaseOf("10.0.0.9"), Added)));
+        Assert.Equal(0L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM history"));
+    }
+
+    [Fact]
+    public void A_writer_waits_for_the_lock_at_most_the_limit_then_fails_with_11()
+    {
+        using var holder = Open();
+        using var waiter = Open(TimeSpan.FromMilliseconds(300));
+        using var held = holder.Connection.BeginTransaction(deferred: false);
+
+        var e = Assert.Throws<CniException>(() => waiter.Write(tx => { tx.Add(LeaseOf("10.0.0.9"), Added); return 0; }));
+
+        Assert.Equal(ErrorCodes.TryAgainLater, e.Code);
+        held.Rollback();
+        waiter.Write(tx => { tx.Add(LeaseOf("10.0.0.9"), Added); return 0; });
+    }
+
+    [Fact]
+    public void Migration_from_version_1_keeps_every_row_and_builds_the_runs()
+    {
+        Directory.CreateDirectory(DataDir);
+        using (var v1 = new SqliteConnection($"Data Source={StorePath};Pooling=False"))
+        {
+            v1.Open();
+            using var t = v1.BeginTransaction();
+            SqliteLeaseStore.Migrations[0](v1, t);
+            SqliteLeaseStore.Execute(v1, """
+                INSERT INTO leases VALUES ('net1', x'040a000002', '10.0.0.2', 0, '10.0.0.0/24', 'a', 'eth0', '', NULL, NULL, NULL, NULL, 'boot-0', 0, '2026-01-01T00:00:00.000Z', 'cni-add');
+                INSERT INTO leases VALUES ('net1', x'040a000003', '10.0.0.3', 0, '10.0.0.0/24', 'b', 'eth0', '', NULL, NULL, NULL, NULL, 'boot-0', 0, '2026-01-01T00:00:00.000Z', 'cni-add');
+                INSERT INTO leases VALUES ('net1', x'040a000005', '10.0.0.5', 0, '10.0.0.0/24', 'c', 'eth0', '', NULL, NULL, NULL, NULL, 'boot-0', 0, '2026-01-01T00:00:00.000Z', 'cni-add');
+                INSERT INTO history (at, boot_id, since_boot_ns, action, reason, actor, network, address, container_id, ifname) VALUES ('2026-01-01T00:00:00.000Z', 'boot-0', 0, 'allocate', 'cni-add', 'berth', 'net1', '10.0.0.2', 'a', 'eth0');
+                PRAGMA user_version = 1;
+                """, t);
+            t.Commit();
+        }
+
+        using var store = Open();
+
+        Assert.Equal(SqliteLeaseStore.SchemaVersion, SqliteLeaseStore.Scalar(store.Connection, "PRAGMA user_version"));
+        Assert.Equal(3, store.Read(tx => tx.Leases("net1")).Count);
+        Assert.Equal(1L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM history"));
+        Assert.Equal(2L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM runs"));
+        Assert.Equal("10.0.0.4", store.Read(tx => tx.FirstUnleased("net1", IPAddress.Parse("10.0.0.2"), IPAddress.Parse("10.0.0.9")))!.ToString());
+    }
+
+    [Fact]
+    public void A_store_from_a_newer_berth_is_refused_and_left_alone()
+    {
+        using (var store = Open()) SqliteLeaseStore.Execute(store.Connection, "PRAGMA user_version = 99");
+        var before = File.ReadAllBytes(StorePath);
+
+        var e = Assert.Throws<CniException>(() => Open());
+
+        Assert.Equal(ErrorCodes.IoFailure, e.Code);
+        Assert.Contains("newer", e.Message);
+        Assert.Equal(before, File.ReadAllBytes(StorePath));
+    }
+
+    [Fact]
+    public void Opening_without_create_does_not_make_a_store()
+    {
+        var e = Assert.Throws<CniException>(() => SqliteLeaseStore.Open(StorePath, new StoreOptions(_clock, TimeProvider.System) { Create = false }));
+
+        Assert.Equal(ErrorCodes.IoFailure, e.Code);
+        Assert.False(Directory.Exists(DataDir));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void The_runs_index_always_agrees_with_a_scan_of_the_leases(int seed)
+    {
+        var random = new Random(seed);
+        using var store = Open();
+        var held = new HashSet<int>();
+        for (var step = 0; step < 300; step++)
+        {
+            var host = random.Next(0, 64);
+            var address = $"10.0.0.{host}";
+            store.Write(tx =>
+            {
+                if (held.Remove(host)) tx.Release(LeaseOf(address, "c" + host), Added);
+                else if (held.Add(host)) tx.Add(LeaseOf(address, "c" + host), Added);
+                return 0;
+            });
+            var from = random.Next(0, 64);
+            var to = random.Next(from, 64);
+            var expected = Enumerable.Range(from, to - from + 1).Where(h => !held.Contains(h)).Select(h => $"10.0.0.{h}").FirstOrDefault();
+            var actual = store.Read(tx => tx.FirstUnleased("net1", IPAddress.Parse($"10.0.0.{from}"), IPAddress.Parse($"10.0.0.{to}")));
+            Assert.True(expected == actual?.ToString(), $"seed {seed} step {step}: first free in .{from}-.{to} is {expected}, the store said {actual}");
+        }
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
