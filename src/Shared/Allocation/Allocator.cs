@@ -182,10 +182,7 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
 
     private IEnumerable<Lease> Reclaimable(string network, RangeSet set) =>
         set.Ranges.SelectMany(r => store.Leases(network, r.Start, r.End))
-            .Where(l => l.BootId != clock.BootId && !NetnsAlive(l));
-
-    private bool NetnsAlive(Lease lease) =>
-        lease.Netns.Length > 0 && netns.Inode(lease.Netns) is { } inode && (lease.NetnsInode is null || lease.NetnsInode == inode);
+            .Where(l => l.BootId != clock.BootId && !NetnsEvidence.Matches(l, netns));
 
     private CniException Full(string network, RangeSet set)
     {

@@ -8,4 +8,10 @@ public interface ILeaseStore : IDisposable
 
     /// <summary>Runs <paramref name="work"/> on a consistent snapshot; nothing is written.</summary>
     T Read<T>(Func<ILeaseTransaction, T> work);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in a write transaction that is always rolled back: a dry run does the real
+    /// work, so it reports exactly what would happen, and keeps none of it.
+    /// </summary>
+    T Rehearse<T>(Func<ILeaseTransaction, T> work);
 }

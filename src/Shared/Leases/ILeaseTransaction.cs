@@ -32,6 +32,24 @@ public interface ILeaseTransaction
     /// <summary>Removes a lease and records why; false when it was already gone.</summary>
     bool Release(Lease lease, Change change);
 
+    /// <summary>Every lease of every network, ordered by network and address.</summary>
+    IReadOnlyList<Lease> AllLeases();
+
+    /// <summary>When the once-per-boot recovery ran for this boot, or null.</summary>
+    DateTimeOffset? RecoveredAt(string bootId);
+
+    /// <summary>Records that recovery ran for this boot and how many leases it released.</summary>
+    void RecordRecovery(string bootId, int released);
+
+    /// <summary>
+    /// Counts one more consecutive reconcile pass that found the lease without evidence; returns the count.
+    /// A different owner of the same address starts again at one.
+    /// </summary>
+    int AddStrike(Lease lease);
+
+    /// <summary>Forgets the lease's strikes: evidence was found.</summary>
+    void ClearStrikes(Lease lease);
+
     /// <summary>Remembers the network's current ranges (as the plugin last saw them) for the operator checks.</summary>
     void RecordRanges(string network, string ranges);
 }

@@ -6,7 +6,7 @@ namespace Berth.Shared.Leases;
 public sealed partial class SqliteLeaseStore
 {
     /// <summary>The schema version this build writes (PRAGMA user_version).</summary>
-    public const int SchemaVersion = 2;
+    public const int SchemaVersion = 3;
 
     /// <summary>
     /// Forward migrations, one per version. Each runs in the same transaction as the version bump, so a
@@ -87,6 +87,18 @@ public sealed partial class SqliteLeaseStore
                 """, t);
             RebuildRuns(c, t);
         },
+        // 3: the agent's strikes: consecutive reconcile passes that found a lease without evidence, kept in
+        // the store so that neither an agent restart nor a one-shot `reconcile` loses count.
+        (c, t) => Execute(c, """
+            CREATE TABLE strikes (
+                network TEXT NOT NULL,
+                address_key BLOB NOT NULL,
+                container_id TEXT NOT NULL,
+                ifname TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                PRIMARY KEY (network, address_key)
+            ) WITHOUT ROWID;
+            """, t),
     ];
 
     private static void Migrate(SqliteConnection connection, string path)

@@ -89,20 +89,23 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     }
 
     /// <inheritdoc />
-    public T Write<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: false);
+    public T Write<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: false, commit: true);
 
     /// <inheritdoc />
-    public T Read<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: true);
+    public T Read<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: true, commit: false);
 
-    private T Run<T>(Func<ILeaseTransaction, T> work, bool deferred)
+    /// <inheritdoc />
+    public T Rehearse<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: false, commit: false);
+
+    private T Run<T>(Func<ILeaseTransaction, T> work, bool deferred, bool commit)
     {
         try
         {
             using var transaction = _connection.BeginTransaction(deferred);
             using var session = new SqliteLeaseTransaction(this, transaction);
             var result = work(session);
-            if (deferred) transaction.Rollback();
-            else transaction.Commit();
+            if (commit) transaction.Commit();
+            else transaction.Rollback();
             return result;
         }
         catch (SqliteException e)

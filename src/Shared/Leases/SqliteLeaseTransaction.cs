@@ -74,9 +74,32 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store, SqliteTrans
             ("$n", lease.Network), ("$k", key), ("$c", lease.ContainerId), ("$i", lease.IfName)).ExecuteNonQuery();
         if (removed == 0) return false;
         LeaveRuns(lease.Network, key);
+        Command("DELETE FROM strikes WHERE network = $n AND address_key = $k", ("$n", lease.Network), ("$k", key)).ExecuteNonQuery();
         RecordHistory("release", lease, change);
         return true;
     }
+
+    public IReadOnlyList<Lease> AllLeases() => Query($"SELECT {LeaseColumns} FROM leases ORDER BY network, address_key");
+
+    public DateTimeOffset? RecoveredAt(string bootId) =>
+        Command("SELECT recovered_at FROM boots WHERE boot_id = $b", ("$b", bootId)).ExecuteScalar() is string at
+            ? DateTimeOffset.Parse(at, CultureInfo.InvariantCulture)
+            : null;
+
+    public void RecordRecovery(string bootId, int released) =>
+        Command("INSERT INTO boots (boot_id, recovered_at, released) VALUES ($b, $at, $r) ON CONFLICT (boot_id) DO UPDATE SET recovered_at = excluded.recovered_at, released = excluded.released",
+            ("$b", bootId), ("$at", Timestamp(store.Options.Time.GetUtcNow())), ("$r", released)).ExecuteNonQuery();
+
+    public int AddStrike(Lease lease) => Convert.ToInt32(Command("""
+        INSERT INTO strikes (network, address_key, container_id, ifname, count) VALUES ($n, $k, $c, $i, 1)
+        ON CONFLICT (network, address_key) DO UPDATE SET
+            count = CASE WHEN container_id = excluded.container_id AND ifname = excluded.ifname THEN count + 1 ELSE 1 END,
+            container_id = excluded.container_id, ifname = excluded.ifname
+        RETURNING count
+        """, ("$n", lease.Network), ("$k", AddressKey.Of(lease.Address)), ("$c", lease.ContainerId), ("$i", lease.IfName)).ExecuteScalar(), CultureInfo.InvariantCulture);
+
+    public void ClearStrikes(Lease lease) =>
+        Command("DELETE FROM strikes WHERE network = $n AND address_key = $k", ("$n", lease.Network), ("$k", AddressKey.Of(lease.Address))).ExecuteNonQuery();
 
     public void RecordRanges(string network, string ranges) =>
         Command("INSERT INTO networks (name, ranges, updated_at) VALUES ($n, $r, $at) ON CONFLICT (name) DO UPDATE SET ranges = excluded.ranges, updated_at = excluded.updated_at WHERE ranges <> excluded.ranges",

@@ -1,0 +1,14 @@
+using Berth.Shared.Leases;
+
+namespace Berth.Shared.Evidence;
+
+/// <summary>
+/// The one rule, shared by the plugin's reclaim and the agent, for "this lease's namespace still lives": its
+/// netns path is a namespace, and the same one (inode) as at ADD when that was recorded.
+/// </summary>
+public static class NetnsEvidence
+{
+    /// <summary>Whether the lease's netns path still names the namespace it was made for.</summary>
+    public static bool Matches(Lease lease, INetnsProbe probe) =>
+        lease.Netns.Length > 0 && probe.Inode(lease.Netns) is { } inode && (lease.NetnsInode is null || lease.NetnsInode == inode);
+}
