@@ -189,7 +189,7 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
         var leases = set.Ranges.SelectMany(r => store.Leases(network, r.Start, r.End)).ToList();
         var earlier = leases.Count(l => l.BootId != clock.BootId);
         return new CniException(ErrorCodes.RangeExhausted,
-            $"no free address in range set {set.Index} ({set}) of network {network}: {leases.Count} leases, {earlier} from earlier boots (their netns still exist); "
+            $"no free address in range set {set.Index} ({set}) of network {network}: {leases.Count} leases, {earlier} from earlier boots{(earlier > 0 ? " (their netns still exist)" : "")}; "
             + "is berth-agent running? see 'berth-agent leases --network " + network + "'");
     }
 

@@ -1,0 +1,80 @@
+using Berth.Tests.Support;
+
+namespace Berth.Tests.CniIpam;
+
+/// <summary>A store that is damaged or cannot be used: error 5 naming the file, and the file never reset or replaced.</summary>
+public sealed class DamagedStoreTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private string DataDir => _dir.File("data");
+    private string Store => Path.Combine(DataDir, "berth.db");
+    private string Config => Configs.Json("""[[{"subnet":"10.71.0.0/24"}]]""", DataDir);
+
+    private PluginResult Add(string id = "c-new") => PluginRun.Run(Repo.Plugin, "ADD", Config, id, netns: "/var/run/netns/x");
+
+    /// <summary>A real store with leases, its WAL folded into the file so the file alone holds everything.</summary>
+    private void RealStore()
+    {
+        for (var i = 0; i < 20; i++) Assert.Equal(0, Add($"c{i}").ExitCode);
+        Command.Run("sqlite3", Store, "PRAGMA wal_checkpoint(TRUNCATE)");
+        Assert.True(new FileInfo(Store).Length > 4096);
+    }
+
+    public static TheoryData<string> Damages => ["garbage", "truncated to one page", "truncated mid-header", "zeroed pages"];
+
+    [Theory]
+    [MemberData(nameof(Damages))]
+    public void A_damaged_store_is_error_5_naming_the_file_and_is_left_as_it_is(string damage)
+    {
+        RealStore();
+        var bytes = File.ReadAllBytes(Store);
+        switch (damage)
+        {
+            case "garbage": bytes = System.Text.Encoding.ASCII.GetBytes(new string('x', 8192)); break;
+            case "truncated to one page": bytes = bytes[..4096]; break;
+            case "truncated mid-header": bytes = bytes[..50]; break;
+            default: Array.Clear(bytes, 4096, bytes.Length - 4096); break;
+        }
+        File.WriteAllBytes(Store, bytes);
+        foreach (var side in new[] { "-wal", "-shm" }) File.Delete(Store + side);
+
+        var add = Add();
+        var del = PluginRun.Run(Repo.Plugin, "DEL", Config, "c1");
+
+        foreach (var result in new[] { add, del })
+        {
+            Assert.True(result.ExitCode == 1, $"{damage}: {result}");
+            Assert.Equal(5, result.Json.GetProperty("code").GetInt32());
+            Assert.Contains(Store, result.Json.GetProperty("msg").GetString());
+            Assert.Contains("will not reset it", result.Json.GetProperty("msg").GetString());
+        }
+        Assert.Equal(bytes, File.ReadAllBytes(Store));
+    }
+
+    [Fact]
+    public void A_data_dir_that_is_a_file_is_error_5_and_the_file_is_left_alone()
+    {
+        File.WriteAllText(DataDir, "not a directory");
+
+        var result = Add();
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(5, result.Json.GetProperty("code").GetInt32());
+        Assert.Contains(DataDir, result.Json.GetProperty("msg").GetString());
+        Assert.Equal("not a directory", File.ReadAllText(DataDir));
+    }
+
+    [Fact]
+    public void A_store_that_is_a_directory_is_error_5()
+    {
+        Directory.CreateDirectory(Store);
+
+        var result = Add();
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(5, result.Json.GetProperty("code").GetInt32());
+        Assert.Contains(Store, result.Json.GetProperty("msg").GetString());
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
