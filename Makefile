@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 BIN := artifacts/bin
-APT_PACKAGES := libsqlite3-dev sqlite3 containernetworking-plugins iproute2
+APT_PACKAGES := libsqlite3-dev sqlite3 containernetworking-plugins iproute2 systemd
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
@@ -21,8 +21,9 @@ deps:
 # NativeAOT, one self-contained file with SQLite linked in. Warnings are errors (Directory.Build.props).
 build: deps
 	$(DOTNET) publish src/CniIpam/CniIpam.csproj -c Release -o $(BIN) --nologo -v quiet -p:DebugType=none
+	$(DOTNET) publish src/HostAgent/HostAgent.csproj -c Release -o $(BIN) --nologo -v quiet -p:DebugType=none
 	@rm -f $(BIN)/*.dbg $(BIN)/*.pdb
-	@ls -l $(BIN)/berth
+	@ls -l $(BIN)/berth $(BIN)/berth-agent
 
 test: build
 	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # berth's main job, end to end, for a person to read: Debian's bridge plugin attaches network namespaces with
-# berth as its IPAM plugin, a hard reboot is faked, and berth heals a full range that host-local leaves full.
+# berth as its IPAM plugin, a hard reboot is faked, berth heals a full range that host-local leaves full, and
+# after a second power loss berth-agent's once-per-boot recovery frees the lost pods' addresses.
 # Run as root from the repository root after `make build` (`make demo` does both). Leaves nothing behind.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,7 +10,9 @@ BERTH_BIN="$PWD/artifacts/bin"
 DEBIAN_CNI=/usr/lib/cni
 
 if [[ $EUID -ne 0 ]]; then echo "demo: run as root (it makes network namespaces and a bridge)" >&2; exit 1; fi
-if [[ ! -x $BERTH_BIN/berth ]]; then echo "demo: $BERTH_BIN/berth is missing: run 'make build' first" >&2; exit 1; fi
+for exe in berth berth-agent; do
+  if [[ ! -x $BERTH_BIN/$exe ]]; then echo "demo: $BERTH_BIN/$exe is missing: run 'make build' first" >&2; exit 1; fi
+done
 for need in "$DEBIAN_CNI/bridge" "$DEBIAN_CNI/host-local" "$(command -v ip || true)" "$(command -v sqlite3 || true)"; do
   if [[ ! -x $need ]]; then echo "demo: needs Debian's containernetworking-plugins, iproute2 and sqlite3 ('make deps')" >&2; exit 1; fi
 done
@@ -175,5 +178,28 @@ fi
 say "The new pod's ADD fails, and keeps failing until someone deletes files by hand:"
 say "host-local: $(json_field msg <<<"$stuck")"
 
-printf '\nDone: berth gave the new pod %s after the reboot; host-local stays full.\n' \
-  "$(sqlite3 "$DB" "SELECT address FROM leases WHERE pod_name = 'web-5'")"
+step "berth-agent: recovery before the runtime starts"
+say "On a node, berth-recover.service runs 'berth-agent recover' once per boot, before containerd, RKE2,"
+say "k3s, CRI-O or kubelet. It does not wait for a range to fill: every lease of an earlier boot whose"
+say "namespace is gone is released at once. Two more pods start in this boot..."
+for pod in web-6 web-7; do attach "$pod"; done
+say "...and the power goes out again."
+cat /proc/sys/kernel/random/uuid >"$WORK/boot_id"
+for ns in "${NAMESPACES[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
+NAMESPACES=()
+show_leases
+say "" "berth-agent recover --store $DB"
+"$BERTH_BIN/berth-agent" recover --store "$DB" | indent
+say "" "Run again in the same boot (an agent restart, a second unit): it knows, and does nothing."
+"$BERTH_BIN/berth-agent" recover --store "$DB" | indent
+say "" "The history says what was released, why, and by whom:"
+sqlite3 -header -column "$DB" "
+  SELECT id, action, reason, actor, address, pod_name AS pod,
+         replace(detail, '/var/run/netns/', '') AS detail FROM history
+  WHERE reason = 'boot-recovery' ORDER BY id" | indent
+say "" "The first pod of the new boot is served at once:"
+attach web-8
+show_leases
+
+printf '\nDone: berth healed both power losses (the full range by itself, the second before any pod asked);\n'
+printf 'host-local stays full.\n'

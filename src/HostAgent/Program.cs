@@ -1,1 +1,4 @@
-return 0;
+using Berth.HostAgent;
+
+// The thin entry point: the command line decides which command runs; each command is a few lines in Cli.
+return await Cli.RunAsync(args).ConfigureAwait(false);

@@ -94,6 +94,9 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     /// <inheritdoc />
     public T Read<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: true, commit: false);
 
+    /// <summary>Runs read-only queries on a consistent snapshot.</summary>
+    public T Query<T>(Func<IStoreQueries, T> work) => Run(tx => work((SqliteLeaseTransaction)tx), deferred: true, commit: false);
+
     /// <inheritdoc />
     public T Rehearse<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: false, commit: false);
 

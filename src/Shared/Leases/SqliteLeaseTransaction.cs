@@ -8,7 +8,7 @@ namespace Berth.Shared.Leases;
 /// One transaction on the SQLite store. Every lease change also updates the runs table (maximal stretches
 /// of consecutive leased addresses) and appends a history row, all inside the same transaction.
 /// </summary>
-internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store, SqliteTransaction transaction) : ILeaseTransaction, IDisposable
+internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store, SqliteTransaction transaction) : ILeaseTransaction, IStoreQueries, IDisposable
 {
     private const string LeaseColumns = "network, address, range_set, subnet, container_id, ifname, netns, netns_inode, pod_namespace, pod_name, pod_uid, boot_id, since_boot_ns, created_at, origin";
     private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
@@ -104,6 +104,35 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store, SqliteTrans
     public void RecordRanges(string network, string ranges) =>
         Command("INSERT INTO networks (name, ranges, updated_at) VALUES ($n, $r, $at) ON CONFLICT (name) DO UPDATE SET ranges = excluded.ranges, updated_at = excluded.updated_at WHERE ranges <> excluded.ranges",
             ("$n", network), ("$r", ranges), ("$at", Timestamp(store.Options.Time.GetUtcNow()))).ExecuteNonQuery();
+
+    public IReadOnlyList<(string Network, string Ranges)> Networks()
+    {
+        var result = new List<(string, string)>();
+        using var reader = Command("SELECT name, ranges FROM networks ORDER BY name").ExecuteReader();
+        while (reader.Read()) result.Add((reader.GetString(0), reader.GetString(1)));
+        return result;
+    }
+
+    public long CountLeases(string network, IPAddress from, IPAddress to) =>
+        (long)Command("SELECT count(*) FROM leases WHERE network = $n AND address_key BETWEEN $a AND $b",
+            ("$n", network), ("$a", AddressKey.Of(from)), ("$b", AddressKey.Of(to))).ExecuteScalar()!;
+
+    public (long Current, long Previous) LeasesByBoot(string bootId)
+    {
+        using var reader = Command("SELECT count(*) FILTER (WHERE boot_id = $b), count(*) FILTER (WHERE boot_id <> $b) FROM leases", ("$b", bootId)).ExecuteReader();
+        reader.Read();
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    public IReadOnlyDictionary<string, long> ReleaseCounts(string? bootId = null)
+    {
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        using var reader = (bootId is null
+            ? Command("SELECT reason, count(*) FROM history WHERE action = 'release' GROUP BY reason")
+            : Command("SELECT reason, count(*) FROM history WHERE action = 'release' AND boot_id = $b GROUP BY reason", ("$b", bootId))).ExecuteReader();
+        while (reader.Read()) result[reader.GetString(0)] = reader.GetInt64(1);
+        return result;
+    }
 
     private void RecordHistory(string action, Lease lease, Change change)
     {

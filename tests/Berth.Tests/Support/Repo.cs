@@ -13,6 +13,9 @@ public static class Repo
 
     public static string HostLocal => Path.Combine(DebianCniDir, "host-local");
 
+    /// <summary>The published agent.</summary>
+    public static string Agent { get; } = Path.Combine(Root, "artifacts", "bin", "berth-agent");
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

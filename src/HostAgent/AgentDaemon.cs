@@ -1,0 +1,96 @@
+using Berth.HostAgent.Evidence;
+using Berth.HostAgent.Metrics;
+using Berth.HostAgent.Reconcile;
+using Berth.HostAgent.Systemd;
+using Berth.Shared.Cni;
+using Berth.Shared.Evidence;
+using Berth.Shared.Leases;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.HostAgent;
+
+/// <summary>
+/// `berth-agent run`: recovery if this boot has not had it, READY=1, then a reconcile pass every interval.
+/// The watchdog is pinged from the same loop that runs the passes, so a pass that hangs stops the pings and
+/// systemd restarts the agent.
+/// </summary>
+internal sealed class AgentDaemon(
+    AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime,
+    ISystemdNotifier notifier, ILogger logger, TimeSpan? watchdog, TimeProvider time)
+{
+    private const string Actor = "berth-agent";
+    private DaemonFigures _figures = new(null, null, 0, 0, false);
+
+    public async Task<int> RunAsync(CancellationToken stop)
+    {
+        var recovery = Recovery.Run(store, clock, netns, config.DryRun, Actor);
+        Log.Recovery(logger, recovery);
+        _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
+        notifier.Notify($"READY=1\nSTATUS={Summary(recovery)}");
+
+        await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, () => MetricsText.Render(store, clock.BootId, _figures)) : null;
+        try
+        {
+            metrics?.Start();
+            if (metrics is not null) logger.LogInformation("metrics on http://{Address}/metrics", metrics.Address);
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            logger.LogError("metrics cannot listen on {Address}: {Message}; reconciling without them", config.MetricsAddress, e.Message);
+        }
+
+        var reconciler = new Reconciler(store, clock, netns, processes, runtime, config.GracePeriod, Actor);
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                var report = await reconciler.PassAsync(config.DryRun, stop).ConfigureAwait(false);
+                Log.Pass(logger, report);
+                _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1 };
+                notifier.Notify($"STATUS={Summary(report)}");
+            }
+            catch (CniException e)
+            {
+                // The store is busy or damaged: say so, keep the service up, try again next interval.
+                logger.LogError("reconcile failed: {Message}", e.Message);
+                _figures = _figures with { LastReconcileSucceeded = false, Passes = _figures.Passes + 1 };
+                notifier.Notify($"STATUS=reconcile failed: {e.Message}");
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                break;
+            }
+            await WaitAsync(config.Interval, stop).ConfigureAwait(false);
+        }
+        notifier.Notify("STOPPING=1");
+        logger.LogInformation("stopping");
+        return 0;
+    }
+
+    /// <summary>Waits for the next pass, pinging the watchdog on the way; returns early when stopped.</summary>
+    private async Task WaitAsync(TimeSpan interval, CancellationToken stop)
+    {
+        var until = time.GetTimestamp() + (long)(interval.TotalSeconds * time.TimestampFrequency);
+        while (!stop.IsCancellationRequested)
+        {
+            var left = time.GetElapsedTime(time.GetTimestamp(), until);
+            if (left <= TimeSpan.Zero) return;
+            try
+            {
+                await Task.Delay(watchdog is { } w && w < left ? w : left, time, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            if (watchdog is not null) notifier.Notify("WATCHDOG=1");
+        }
+    }
+
+    private static string Summary(RecoveryResult r) => r.AlreadyDoneAt is { } at
+        ? $"recovery ran earlier this boot ({at:u})"
+        : $"recovery {(r.DryRun ? "(dry run) would release" : "released")} {r.Released} of {r.Decisions.Count} earlier-boot leases";
+
+    private static string Summary(ReconcileReport r) =>
+        $"last pass: {r.Decisions.Count} leases, {r.Released} {(r.DryRun ? "would be released" : "released")}, {r.Unknown} unknown, {r.Duration.TotalMilliseconds:0} ms";
+}

@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Berth.Shared.Config;
+using Berth.Shared.Leases;
+
+namespace Berth.HostAgent.Metrics;
+
+/// <summary>What the daemon knows of its own work, for the metrics page.</summary>
+internal sealed record DaemonFigures(TimeSpan? LastReconcileDuration, bool? LastReconcileSucceeded, int LastReconcileReleased, long Passes, bool RecoveryDone);
+
+/// <summary>
+/// The Prometheus text exposition format (version 0.0.4) of the store's figures and the daemon's. Every
+/// figure comes from the store at scrape time, so what the page says is what the store holds.
+/// </summary>
+internal static class MetricsText
+{
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    public static string Render(SqliteLeaseStore store, string bootId, DaemonFigures daemon)
+    {
+        var text = new StringBuilder();
+        var ranges = new List<(string Labels, UInt128 Capacity, long Leased)>();
+        var (current, previous, releases, releasesThisBoot) = store.Query(q =>
+        {
+            foreach (var (network, json) in q.Networks())
+            {
+                if (RangeSets(network, json) is not { } sets) continue;
+                foreach (var set in sets)
+                {
+                    foreach (var r in set.Ranges)
+                    {
+                        ranges.Add(($"network=\"{Escape(network)}\",range_set=\"{set.Index}\",range=\"{r}\"", r.Capacity, q.CountLeases(network, r.Start, r.End)));
+                    }
+                }
+            }
+            var (c, p) = q.LeasesByBoot(bootId);
+            return (c, p, q.ReleaseCounts(), q.ReleaseCounts(bootId));
+        });
+
+        Family(text, "berth_range_addresses", "gauge", "Addresses a range can hand out (gateway excluded).");
+        foreach (var r in ranges) Sample(text, "berth_range_addresses", r.Labels, (double)r.Capacity);
+        Family(text, "berth_range_leased", "gauge", "Addresses of a range that are leased.");
+        foreach (var r in ranges) Sample(text, "berth_range_leased", r.Labels, r.Leased);
+        Family(text, "berth_leases", "gauge", "Leases by the boot they were made in.");
+        Sample(text, "berth_leases", "boot=\"current\"", current);
+        Sample(text, "berth_leases", "boot=\"previous\"", previous);
+        Family(text, "berth_releases_total", "counter", "Releases recorded in the store's history, by reason.");
+        foreach (var reason in new[] { Reasons.CniDel, Reasons.CniGc, Reasons.BootRecovery, Reasons.Reconcile, Reasons.ExhaustedReclaim, Reasons.Manual })
+        {
+            Sample(text, "berth_releases_total", $"reason=\"{reason}\"", releases.GetValueOrDefault(reason));
+        }
+        Family(text, "berth_recovery_done", "gauge", "1 when the boot recovery has run for this boot.");
+        Sample(text, "berth_recovery_done", null, daemon.RecoveryDone ? 1 : 0);
+        Family(text, "berth_recovery_released", "gauge", "Leases released by the boot recovery of this boot.");
+        Sample(text, "berth_recovery_released", null, releasesThisBoot.GetValueOrDefault(Reasons.BootRecovery));
+        Family(text, "berth_reconcile_passes_total", "counter", "Reconcile passes run by this agent process.");
+        Sample(text, "berth_reconcile_passes_total", null, daemon.Passes);
+        if (daemon.LastReconcileDuration is { } duration)
+        {
+            Family(text, "berth_reconcile_duration_seconds", "gauge", "Duration of the last reconcile pass.");
+            Sample(text, "berth_reconcile_duration_seconds", null, duration.TotalSeconds);
+        }
+        if (daemon.LastReconcileSucceeded is { } ok)
+        {
+            Family(text, "berth_reconcile_last_success", "gauge", "1 when the last reconcile pass completed, 0 when it failed.");
+            Sample(text, "berth_reconcile_last_success", null, ok ? 1 : 0);
+            Family(text, "berth_reconcile_last_released", "gauge", "Leases released by the last reconcile pass.");
+            Sample(text, "berth_reconcile_last_released", null, daemon.LastReconcileReleased);
+        }
+        return text.ToString();
+    }
+
+    /// <summary>The recorded ranges, parsed by the plugin's own config parser; null when they no longer parse.</summary>
+    private static IReadOnlyList<RangeSet>? RangeSets(string network, string json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse("{\"name\":" + JsonSerializer.Serialize(network, MetricsJson.Default.String) + ",\"ipam\":{\"ranges\":" + json + "}}");
+            return ConfigParser.Parse(doc.RootElement, "1.0.0", CniArgs.Empty).RangeSets;
+        }
+        catch (Exception e) when (e is JsonException or Berth.Shared.Cni.CniException)
+        {
+            return null;
+        }
+    }
+
+    private static void Family(StringBuilder text, string name, string type, string help) =>
+        text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n').Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+
+    private static void Sample(StringBuilder text, string name, string? labels, double value)
+    {
+        text.Append(name);
+        if (labels is not null) text.Append('{').Append(labels).Append('}');
+        text.Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+    }
+
+    private static string Escape(string value) => value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n");
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
+internal sealed partial class MetricsJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,100 @@
+using System.Net.Sockets;
+using System.Text;
+using Berth.HostAgent;
+using Berth.HostAgent.Systemd;
+using Berth.Tests.Support;
+
+namespace Berth.Tests.HostAgent;
+
+public sealed class AgentConfigTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    private static AgentConfig Parse(string json) => AgentConfig.Parse(Encoding.UTF8.GetBytes(json), "/etc/berth/agent.json");
+
+    [Fact]
+    public void Every_key_is_optional_with_the_documented_defaults()
+    {
+        var config = Parse("{}");
+
+        Assert.Equal("/var/lib/berth/berth.db", config.Store);
+        Assert.Equal(TimeSpan.FromSeconds(60), config.Interval);
+        Assert.Equal(TimeSpan.FromMinutes(5), config.GracePeriod);
+        Assert.Equal(["/run/containerd/containerd.sock", "/run/k3s/containerd/containerd.sock", "/var/run/crio/crio.sock"], config.RuntimeSockets);
+        Assert.Equal("127.0.0.1:9617", config.MetricsAddress.ToString());
+        Assert.False(config.DryRun);
+    }
+
+    [Fact]
+    public void A_missing_default_file_means_defaults_but_a_missing_named_file_is_an_error()
+    {
+        Assert.Equal(new AgentConfig().Store, AgentConfig.Load(null).Store);
+        Assert.Contains("does not exist", Assert.Throws<AgentConfigException>(() => AgentConfig.Load(_dir.File("nope.json"))).Message);
+    }
+
+    [Fact]
+    public void Settings_are_read()
+    {
+        var config = Parse("""{"store":"/srv/b.db","intervalSeconds":5,"gracePeriodSeconds":30,"runtimeSockets":[],"metricsAddress":"[::1]:9000","dryRun":true}""");
+
+        Assert.Equal(("/srv/b.db", 5.0, 30.0, 0, "[::1]:9000", true),
+            (config.Store, config.Interval.TotalSeconds, config.GracePeriod.TotalSeconds, config.RuntimeSockets.Count, config.MetricsAddress.ToString(), config.DryRun));
+        Assert.False(Parse("""{"metricsAddress":"off"}""").MetricsEnabled);
+    }
+
+    [Theory]
+    [InlineData("""{"gracePeriod":5}""", "unknown key \"gracePeriod\"")]
+    [InlineData("""{"intervalSeconds":0}""", "\"intervalSeconds\"")]
+    [InlineData("""{"intervalSeconds":"60"}""", "\"intervalSeconds\"")]
+    [InlineData("""{"store":"relative.db"}""", "\"store\"")]
+    [InlineData("""{"runtimeSockets":"/run/containerd/containerd.sock"}""", "\"runtimeSockets\"")]
+    [InlineData("""{"metricsAddress":"localhost"}""", "\"metricsAddress\"")]
+    [InlineData("""{"dryRun":"yes"}""", "\"dryRun\"")]
+    [InlineData("""[1]""", "expected a JSON object")]
+    [InlineData("""{"store": """, "not valid JSON")]
+    public void An_invalid_file_is_an_error_naming_the_key(string json, string message)
+    {
+        Assert.Contains(message, Assert.Throws<AgentConfigException>(() => Parse(json)).Message);
+    }
+
+    [Fact]
+    public void The_notifier_reaches_an_abstract_socket_and_is_silent_without_one()
+    {
+        var name = "berth-test-" + Guid.NewGuid().ToString("N");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint("\0" + name));
+        using var notifier = new SystemdNotifier("@" + name);
+
+        notifier.Notify("READY=1");
+        new SystemdNotifier(null).Notify("READY=1");
+
+        var buffer = new byte[64];
+        Assert.Equal("READY=1", Encoding.UTF8.GetString(buffer, 0, listener.Receive(buffer)));
+    }
+
+    [Theory]
+    [InlineData("30000000", null, 15.0)]
+    [InlineData("30000000", "1", null)]
+    [InlineData(null, null, null)]
+    public void The_watchdog_interval_is_half_of_what_systemd_asks_for_this_process(string? usec, string? pid, double? seconds)
+    {
+        var env = new Dictionary<string, string?> { ["WATCHDOG_USEC"] = usec, ["WATCHDOG_PID"] = pid };
+
+        Assert.Equal(seconds, SystemdNotifier.WatchdogInterval(k => env.GetValueOrDefault(k))?.TotalSeconds);
+    }
+
+    [Fact]
+    public void The_units_pass_systemd_analyze_verify()
+    {
+        foreach (var unit in new[] { "berth-recover.service", "berth-agent.service" })
+        {
+            var text = File.ReadAllText(Path.Combine(Repo.Root, "packaging", "systemd", unit)).Replace("/usr/bin/berth-agent", Repo.Agent);
+            File.WriteAllText(_dir.File(unit), text);
+        }
+
+        // Throws with systemd-analyze's complaints when a unit is wrong.
+        Command.Run("systemd-analyze", "verify", _dir.File("berth-recover.service"), _dir.File("berth-agent.service"));
+    }
+
+    public void Dispose() => _dir.Dispose();
+}

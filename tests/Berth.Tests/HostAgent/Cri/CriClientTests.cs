@@ -1,0 +1,189 @@
+using System.Net.Sockets;
+using Berth.HostAgent.Cri;
+using Berth.HostAgent.Cri.V1;
+using Berth.HostAgent.Evidence;
+using Berth.Tests.Support;
+
+namespace Berth.Tests.HostAgent.Cri;
+
+public sealed class CriClientTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
+
+    private static PodSandbox Sandbox(string id, PodSandboxState state) =>
+        new() { Id = id, State = state, Metadata = new PodSandboxMetadata { Name = "pod-" + id, Namespace = "default", Uid = "uid-" + id }, CreatedAt = 42 };
+
+    private static Func<string, byte[], CancellationToken, Task<FakeCriServer.Answer>> Listing(params PodSandbox[] sandboxes) =>
+        (method, _, _) => Task.FromResult(method == "ListPodSandbox"
+            ? new FakeCriServer.Answer(new ListPodSandboxResponse { Items = { sandboxes } })
+            : new FakeCriServer.Answer(null, GrpcException.Unimplemented, "not in this fake"));
+
+    [Fact]
+    public async Task ListPodSandbox_returns_the_runtime_s_sandboxes_with_their_fields()
+    {
+        await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"), Listing(Sandbox("a", PodSandboxState.SandboxReady), Sandbox("b", PodSandboxState.SandboxNotready)));
+        using var client = new CriClient(server.Socket, Deadline);
+
+        var sandboxes = await client.ListPodSandboxAsync(new PodSandboxFilter { LabelSelector = { ["app"] = "web" } });
+
+        Assert.Equal(["a", "b"], sandboxes.Select(s => s.Id));
+        Assert.Equal((PodSandboxState.SandboxNotready, "pod-b", "default", "uid-b", 42L),
+            (sandboxes[1].State, sandboxes[1].Metadata.Name, sandboxes[1].Metadata.Namespace, sandboxes[1].Metadata.Uid, sandboxes[1].CreatedAt));
+        Assert.Equal("web", ListPodSandboxRequest.Parser.ParseFrom(server.Received.Single().Body).Filter.LabelSelector["app"]);
+    }
+
+    [Fact]
+    public async Task Run_stop_remove_and_status_carry_their_fields_both_ways()
+    {
+        await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (method, body, _) => Task.FromResult(method switch
+        {
+            "RunPodSandbox" => new FakeCriServer.Answer(new RunPodSandboxResponse { PodSandboxId = "sb-" + RunPodSandboxRequest.Parser.ParseFrom(body).Config.Metadata.Name }),
+            "StopPodSandbox" => new FakeCriServer.Answer(new StopPodSandboxResponse()),
+            "RemovePodSandbox" => new FakeCriServer.Answer(new RemovePodSandboxResponse()),
+            "PodSandboxStatus" => new FakeCriServer.Answer(new PodSandboxStatusResponse
+            {
+                Status = new PodSandboxStatus { Id = PodSandboxStatusRequest.Parser.ParseFrom(body).PodSandboxId, State = PodSandboxState.SandboxReady, Network = new PodSandboxNetworkStatus { Ip = "10.1.2.3" } },
+            }),
+            "Version" => new FakeCriServer.Answer(new VersionResponse { RuntimeName = "fake", RuntimeApiVersion = "v1" }),
+            _ => new FakeCriServer.Answer(null, GrpcException.Unimplemented),
+        }));
+        using var client = new CriClient(server.Socket, Deadline);
+        var config = new PodSandboxConfig
+        {
+            Metadata = new PodSandboxMetadata { Name = "web", Namespace = "default", Uid = "u1" },
+            Linux = new LinuxPodSandboxConfig { SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Pod } } },
+        };
+
+        var id = await client.RunPodSandboxAsync(config, "runc");
+        var status = await client.PodSandboxStatusAsync(id);
+        await client.StopPodSandboxAsync(id);
+        await client.RemovePodSandboxAsync(id);
+        var version = await client.VersionAsync();
+
+        Assert.Equal("sb-web", id);
+        Assert.Equal(("sb-web", "10.1.2.3"), (status.Status.Id, status.Status.Network.Ip));
+        Assert.Equal("fake", version.RuntimeName);
+        var run = RunPodSandboxRequest.Parser.ParseFrom(server.Received[0].Body);
+        Assert.Equal(("runc", "u1", "default"), (run.RuntimeHandler, run.Config.Metadata.Uid, run.Config.Metadata.Namespace));
+        Assert.Equal(["RunPodSandbox", "PodSandboxStatus", "StopPodSandbox", "RemovePodSandbox", "Version"], server.Received.Select(r => r.Method));
+        Assert.Equal("sb-web", RemovePodSandboxRequest.Parser.ParseFrom(server.Received[3].Body).PodSandboxId);
+    }
+
+    [Fact]
+    public async Task A_non_zero_grpc_status_becomes_an_exception_with_its_code_and_message()
+    {
+        await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"),
+            (_, _, _) => Task.FromResult(new FakeCriServer.Answer(null, 5, "sandbox \"x\" not found")));
+        using var client = new CriClient(server.Socket, Deadline);
+
+        var e = await Assert.ThrowsAsync<GrpcException>(() => client.PodSandboxStatusAsync("x"));
+
+        Assert.Equal(5, e.Status);
+        Assert.Contains("sandbox \"x\" not found", e.Message);
+    }
+
+    [Fact]
+    public async Task A_runtime_that_does_not_answer_fails_the_call_at_its_deadline()
+    {
+        var never = new TaskCompletionSource<FakeCriServer.Answer>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (_, _, aborted) => never.Task.WaitAsync(aborted));
+        using var client = new CriClient(server.Socket, TimeSpan.FromMilliseconds(300));
+
+        var e = await Assert.ThrowsAsync<GrpcException>(() => client.ListPodSandboxAsync());
+
+        Assert.Equal(GrpcException.DeadlineExceeded, e.Status);
+    }
+
+    [Fact]
+    public async Task No_configured_socket_means_a_known_empty_answer()
+    {
+        var list = await new CriSandboxSource([], Deadline).ReadySandboxesAsync(default);
+
+        Assert.True(list.Known);
+        Assert.Empty(list.ReadyIds);
+    }
+
+    [Fact]
+    public async Task Configured_sockets_that_do_not_exist_make_the_answer_unknown()
+    {
+        var list = await new CriSandboxSource([_dir.File("no.sock")], Deadline).ReadySandboxesAsync(default);
+
+        Assert.False(list.Known);
+        Assert.Contains("no runtime socket found", list.Problem);
+    }
+
+    [Fact]
+    public async Task A_stale_socket_file_nobody_listens_on_makes_the_answer_unknown()
+    {
+        // Bound but never listening: what a runtime that died leaves behind (.NET would delete the file on dispose).
+        var stale = _dir.File("stale.sock");
+        using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        s.Bind(new UnixDomainSocketEndPoint(stale));
+
+        var list = await new CriSandboxSource([stale], Deadline).ReadySandboxesAsync(default);
+
+        Assert.True(File.Exists(stale));
+        Assert.False(list.Known);
+    }
+
+    [Fact]
+    public async Task Ready_sandboxes_of_every_runtime_are_united_and_not_ready_ones_left_out()
+    {
+        await using var a = await FakeCriServer.StartAsync(_dir.File("a.sock"), Listing(Sandbox("a1", PodSandboxState.SandboxReady), Sandbox("a2", PodSandboxState.SandboxNotready)));
+        await using var b = await FakeCriServer.StartAsync(_dir.File("b.sock"), Listing(Sandbox("b1", PodSandboxState.SandboxReady)));
+
+        var list = await new CriSandboxSource([a.Socket, _dir.File("absent.sock"), b.Socket], Deadline).ReadySandboxesAsync(default);
+
+        Assert.True(list.Known);
+        Assert.Equal(["a1", "b1"], list.ReadyIds.Order());
+    }
+
+    [Fact]
+    public async Task One_failing_runtime_makes_the_whole_answer_unknown()
+    {
+        await using var good = await FakeCriServer.StartAsync(_dir.File("good.sock"), Listing(Sandbox("a1", PodSandboxState.SandboxReady)));
+        await using var bad = await FakeCriServer.StartAsync(_dir.File("bad.sock"), (_, _, _) => Task.FromResult(new FakeCriServer.Answer(null, 14, "shutting down")));
+
+        var list = await new CriSandboxSource([good.Socket, bad.Socket], Deadline).ReadySandboxesAsync(default);
+
+        Assert.False(list.Known);
+        Assert.Contains("shutting down", list.Problem);
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
+
+/// <summary>The published (NativeAOT) agent asking a runtime: the CRI path works outside the JIT too.</summary>
+public sealed class PublishedAgentCriTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    [Fact]
+    public async Task Reconcile_keeps_the_lease_a_runtime_lists_as_ready_and_strikes_the_other()
+    {
+        var env = new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id") };
+        File.WriteAllText(_dir.File("boot_id"), "boot-cri\n");
+        var config = Configs.Json("""[[{"subnet":"10.63.0.0/24"}]]""", _dir.File("data"));
+        foreach (var id in new[] { "ready-one", "gone-one" }) Assert.Equal(0, PluginRun.Run(Repo.Plugin, "ADD", config, id, netns: "/nonexistent", extraEnvironment: env).ExitCode);
+        await using var runtime = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (method, _, _) => Task.FromResult(new FakeCriServer.Answer(
+            new ListPodSandboxResponse { Items = { new PodSandbox { Id = "ready-one", State = PodSandboxState.SandboxReady }, new PodSandbox { Id = "gone-one", State = PodSandboxState.SandboxNotready } } })));
+        File.WriteAllText(_dir.File("agent.json"), $$"""{"gracePeriodSeconds": 0, "runtimeSockets": ["{{runtime.Socket}}"]}""");
+
+        var start = new System.Diagnostics.ProcessStartInfo(Repo.Agent) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "reconcile", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json") }) start.ArgumentList.Add(a);
+        start.Environment["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id");
+        using var agent = System.Diagnostics.Process.Start(start)!;
+        var stdout = agent.StandardOutput.ReadToEndAsync();
+        var stderr = await agent.StandardError.ReadToEndAsync();
+        await agent.WaitForExitAsync();
+
+        Assert.True(agent.ExitCode == 0, stderr);
+        var output = await stdout;
+        Assert.Contains("keep 10.63.0.2 (net1, ready-one/eth0): runtime", output);
+        Assert.Contains("strike 10.63.0.3 (net1, gone-one/eth0): none", output);
+        Assert.Contains("ListPodSandbox", runtime.Received.Select(r => r.Method));
+    }
+
+    public void Dispose() => _dir.Dispose();
+}

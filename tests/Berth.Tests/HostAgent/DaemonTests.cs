@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+using Berth.Tests.Support;
+
+namespace Berth.Tests.HostAgent;
+
+/// <summary>`berth-agent run` as systemd runs it: notifications on a datagram socket, metrics on loopback, SIGTERM to stop.</summary>
+public sealed partial class DaemonTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    [Fact]
+    public async Task Run_notifies_ready_then_watchdog_then_stopping_and_serves_metrics_that_match_the_store()
+    {
+        var env = new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id") };
+        File.WriteAllText(_dir.File("boot_id"), "boot-daemon\n");
+        var config = Configs.Json("""[[{"subnet":"10.62.0.0/28"}],[{"subnet":"fd62::/120"}]]""", _dir.File("data"));
+        for (var i = 0; i < 3; i++) Assert.Equal(0, PluginRun.Run(Repo.Plugin, "ADD", config, $"c{i}", netns: "/nonexistent", extraEnvironment: env).ExitCode);
+        File.WriteAllText(_dir.File("agent.json"), """{"intervalSeconds": 1, "metricsAddress": "127.0.0.1:0", "runtimeSockets": []}""");
+        using var systemd = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        systemd.Bind(new UnixDomainSocketEndPoint(_dir.File("notify")));
+
+        var start = new ProcessStartInfo(Repo.Agent) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "run", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json") }) start.ArgumentList.Add(a);
+        start.Environment["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id");
+        start.Environment["NOTIFY_SOCKET"] = _dir.File("notify");
+        start.Environment["WATCHDOG_USEC"] = "200000";
+        using var agent = Process.Start(start)!;
+        var log = new StringBuilder();
+        var metricsUrl = new TaskCompletionSource<string>();
+        agent.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (log) log.AppendLine(e.Data);
+            if (MetricsUrl().Match(e.Data) is { Success: true } m) metricsUrl.TrySetResult(m.Value);
+        };
+        agent.BeginOutputReadLine();
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            var messages = new List<string>();
+            async Task<string> Next()
+            {
+                var buffer = new byte[4096];
+                var n = await systemd.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+                var message = Encoding.UTF8.GetString(buffer, 0, n);
+                messages.Add(message);
+                return message;
+            }
+
+            Assert.StartsWith("READY=1\nSTATUS=recovery released 0 of 0", await Next());
+            while (!(await Next()).StartsWith("WATCHDOG=1", StringComparison.Ordinal)) { }
+            using var http = new HttpClient();
+            var page = await http.GetStringAsync(await metricsUrl.Task.WaitAsync(timeout.Token), timeout.Token);
+
+            Assert.Contains("berth_range_addresses{network=\"net1\",range_set=\"0\",range=\"10.62.0.1-10.62.0.14\"} 13", page);
+            Assert.Contains("berth_range_leased{network=\"net1\",range_set=\"0\",range=\"10.62.0.1-10.62.0.14\"} 3", page);
+            Assert.Contains("berth_range_leased{network=\"net1\",range_set=\"1\",range=\"fd62::1-fd62::ff\"} 3", page);
+            Assert.Contains("berth_leases{boot=\"current\"} 6", page);
+            Assert.Contains("berth_leases{boot=\"previous\"} 0", page);
+            Assert.Contains("berth_recovery_done 1", page);
+            Assert.Contains("# TYPE berth_releases_total counter", page);
+
+            Command.Run("kill", "-TERM", agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            while (await Next() != "STOPPING=1") { }
+            await agent.WaitForExitAsync(timeout.Token);
+
+            Assert.Equal(0, agent.ExitCode);
+            Assert.StartsWith("READY=1", messages[0]);
+            Assert.Equal("STOPPING=1", messages[^1]);
+            Assert.Contains(messages, m => m == "WATCHDOG=1");
+            lock (log) Assert.Matches(@"<6>berth-agent\[0\] reconcile: 6 leases", log.ToString());
+        }
+        finally
+        {
+            if (!agent.HasExited) agent.Kill();
+        }
+    }
+
+    [GeneratedRegex(@"http://127\.0\.0\.1:\d+/metrics")]
+    private static partial Regex MetricsUrl();
+
+    public void Dispose() => _dir.Dispose();
+}
