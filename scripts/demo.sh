@@ -71,19 +71,17 @@ show_eth0() { # POD...
   for pod in "$@"; do say "$(printf '%-7s' "$pod") $(ip -n "$NS_PREFIX-$pod" -br -4 addr show eth0)"; done
 }
 
-show_leases() {
-  sqlite3 -header -column "$DB" "
-    SELECT address,
-           coalesce(pod_namespace || '/' || pod_name, container_id || '/' || ifname) AS pod,
-           container_id AS container,
-           replace(netns, '/var/run/netns/', '') AS netns,
-           CASE boot_id WHEN '$(cat "$WORK/boot_id")' THEN 'this boot' ELSE 'earlier boot' END AS made_in
-    FROM leases ORDER BY address_key" | indent
+# The operator's view of the store, through berth-agent (no runtime on this machine: "runtimeSockets": []).
+agent() { "$BERTH_BIN/berth-agent" "$@" --store "$DB" --config "$WORK/agent.json"; }
+show_leases() { agent leases | indent; }
+show_history() { # REASON...: the header and the events with these reasons
+  agent history | awk -v want="$*" 'NR == 1 { print; next } { for (i = 1; i <= split(want, w, " "); i++) if ($0 ~ w[i]) { print; next } }' | indent
 }
 
 step "Setting up: a scratch directory, a boot ID berth can be tricked with, and a bridge network"
 cat /proc/sys/kernel/random/uuid >"$WORK/boot_id"
 export BERTH_BOOT_ID_FILE="$WORK/boot_id"
+echo '{"runtimeSockets": []}' >"$WORK/agent.json"
 cat >"$WORK/10-demo.conf" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -109,23 +107,23 @@ for pod in web-0 web-1 db-0; do attach "$pod"; done
 say "" "What each namespace holds on eth0:"
 show_eth0 web-0 web-1 db-0
 
-step "berth's store: one row per lease, with the pod, its namespace and the boot it was made in"
-say "sqlite3 $DB 'SELECT ... FROM leases'"
+step "berth's store: one lease per pod, with the boot it was made in and the evidence that it lives"
+say "berth-agent leases --store $DB"
 show_leases
 
 step "The runtime retries an ADD for web-0: berth returns the address web-0 already holds"
 say "(the IPAM call bridge makes, run directly: a second eth0 cannot be made in the namespace)"
 again=$(CNI_COMMAND=ADD CNI_CONTAINERID=ctr-web-0 CNI_NETNS="/var/run/netns/$NS_PREFIX-web-0" CNI_IFNAME=eth0 \
   CNI_ARGS="$(pod_args web-0)" "$BERTH_BIN/berth" <"$WORK/10-demo.conf")
-say "ADD ctr-web-0 again -> $(json_field address <<<"$again"); leases in the store: $(sqlite3 "$DB" 'SELECT count(*) FROM leases')"
+say "ADD ctr-web-0 again -> $(json_field address <<<"$again"); leases in the store: $(agent leases | tail -n +2 | wc -l)"
 say "host-local answers the same call with '... has been allocated to ctr-web-0, duplicate allocation is not allowed'."
 
 step "db-0 is deleted: DEL through bridge releases its address"
 cni_bridge DEL ctr-db-0 "/var/run/netns/$NS_PREFIX-db-0" "$(pod_args db-0)"
 ip netns delete "$NS_PREFIX-db-0"
 show_leases
-say "" "The history keeps every change and its reason:"
-sqlite3 -header -column "$DB" "SELECT id, action, reason, address, pod_name AS pod FROM history ORDER BY id" | indent
+say "" "berth-agent history: every change, its reason and who made it"
+show_history cni-add cni-del
 
 step "Three more pods fill the range (round-robin: the freed .4 comes last)"
 for pod in web-2 web-3 web-4; do attach "$pod"; done
@@ -152,10 +150,7 @@ step "After the reboot a new pod starts, and gets an address"
 attach web-5
 show_eth0 web-5
 say "" "The range was full, so berth first released the leases made in an earlier boot whose namespace is gone:"
-sqlite3 -header -column "$DB" "
-  SELECT id, action, reason, address, pod_name AS pod,
-         replace(replace(detail, '$OLD_BOOT', '${OLD_BOOT:0:8}...'), '/var/run/netns/', '') AS detail FROM history
-  WHERE reason = 'exhausted-reclaim' ORDER BY id" | indent
+show_history exhausted-reclaim
 say "" "Leases now:"
 show_leases
 
@@ -193,13 +188,13 @@ say "" "berth-agent recover --store $DB"
 say "" "Run again in the same boot (an agent restart, a second unit): it knows, and does nothing."
 "$BERTH_BIN/berth-agent" recover --store "$DB" | indent
 say "" "The history says what was released, why, and by whom:"
-sqlite3 -header -column "$DB" "
-  SELECT id, action, reason, actor, address, pod_name AS pod,
-         replace(detail, '/var/run/netns/', '') AS detail FROM history
-  WHERE reason = 'boot-recovery' ORDER BY id" | indent
+show_history boot-recovery
 say "" "The first pod of the new boot is served at once:"
 attach web-8
 show_leases
+
+say "" "berth-agent check: store integrity, ranges, leases left from earlier boots"
+agent check | indent
 
 printf '\nDone: berth healed both power losses (the full range by itself, the second before any pod asked);\n'
 printf 'host-local stays full.\n'

@@ -21,6 +21,8 @@ internal sealed record AgentConfig
     public bool MetricsEnabled { get; init; } = true;
     public bool DryRun { get; init; }
     public TimeSpan RuntimeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public int HistoryKeepEvents { get; init; } = 100_000;
+    public TimeSpan HistoryKeepAge { get; init; } = TimeSpan.FromDays(30);
 
     /// <summary>Loads the file; <paramref name="explicitPath"/> (from --config) must exist, the default need not.</summary>
     public static AgentConfig Load(string? explicitPath)
@@ -71,8 +73,10 @@ internal sealed record AgentConfig
                     "metricsAddress" => p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() is "" or "off"
                         ? config with { MetricsEnabled = false }
                         : config with { MetricsAddress = Endpoint(p.Value) ?? throw Bad("must be \"address:port\" such as \"127.0.0.1:9617\", or \"off\"") },
+                    "historyKeepEvents" => config with { HistoryKeepEvents = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var n) && n >= 0 ? n : throw Bad("must be a whole number of events, 0 or more") },
+                    "historyKeepDays" => config with { HistoryKeepAge = Seconds(p.Value, 0, 3650) is { } d ? TimeSpan.FromDays(d.TotalSeconds) : throw Bad("must be a number of days from 0 to 3650") },
                     "dryRun" => config with { DryRun = p.Value.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw Bad("must be true or false") } },
-                    _ => throw new AgentConfigException($"config {path}: unknown key \"{p.Name}\" (known: store, intervalSeconds, gracePeriodSeconds, runtimeSockets, runtimeTimeoutSeconds, metricsAddress, dryRun)"),
+                    _ => throw new AgentConfigException($"config {path}: unknown key \"{p.Name}\" (known: store, intervalSeconds, gracePeriodSeconds, runtimeSockets, runtimeTimeoutSeconds, metricsAddress, historyKeepEvents, historyKeepDays, dryRun)"),
                 };
             }
             return config;

@@ -48,6 +48,11 @@ internal sealed class AgentDaemon(
                 Log.Pass(logger, report);
                 _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1 };
                 notifier.Notify($"STATUS={Summary(report)}");
+                if (!config.DryRun)
+                {
+                    var pruned = store.Write(tx => tx.PruneHistory(config.HistoryKeepEvents, time.GetUtcNow() - config.HistoryKeepAge));
+                    if (pruned > 0) logger.LogInformation("history: pruned {Count} events beyond the newest {Keep} and older than {Days} days", pruned, config.HistoryKeepEvents, config.HistoryKeepAge.TotalDays);
+                }
             }
             catch (CniException e)
             {

@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace Berth.HostAgent;
 
 /// <summary>berth-agent's commands. Exit codes: 0 success, 1 error, 2 usage, 3 refused.</summary>
-internal static class Cli
+internal static partial class Cli
 {
     public const int Ok = 0, Error = 1, Usage = 2, Refused = 3;
     private const string Actor = "berth-agent";
@@ -29,6 +29,8 @@ internal static class Cli
 
     private static readonly Option<bool> DryRunOption = new("--dry-run") { Description = "Decide and print, change nothing" };
 
+    private static readonly Option<bool> JsonOption = new("--json") { Description = "Print JSON for scripts instead of text for people" };
+
     public static async Task<int> RunAsync(string[] args)
     {
         var root = new RootCommand("berth-agent: boot recovery, reconcile and operator commands for the berth CNI IPAM plugin");
@@ -43,9 +45,11 @@ internal static class Cli
         run.SetAction((parse, ct) => GuardAsync(() => RunDaemonAsync(parse, ct)));
         root.Subcommands.Add(run);
 
-        var reconcile = new Command("reconcile", "One reconcile pass now with the service's rules, printing each decision and its evidence") { DryRunOption };
+        var reconcile = new Command("reconcile", "One reconcile pass now with the service's rules, printing each decision and its evidence") { DryRunOption, JsonOption };
         reconcile.SetAction((parse, ct) => GuardAsync(() => ReconcileAsync(parse, ct)));
         root.Subcommands.Add(reconcile);
+
+        AddOperatorCommands(root);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -78,6 +82,29 @@ internal static class Cli
         using var _ = store;
         var reconciler = new Reconciler(store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config), config.GracePeriod, Actor);
         var report = await reconciler.PassAsync(parse.GetValue(DryRunOption) || config.DryRun, cancellationToken).ConfigureAwait(false);
+        if (parse.GetValue(JsonOption))
+        {
+            WriteJson(w =>
+            {
+                w.WriteBoolean("dryRun", report.DryRun);
+                w.WriteNumber("released", report.Released);
+                w.WriteNumber("unknown", report.Unknown);
+                w.WriteNumber("durationMs", Math.Round(report.Duration.TotalMilliseconds, 1));
+                w.WriteStartArray("decisions");
+                foreach (var d in report.Decisions)
+                {
+                    w.WriteStartObject();
+                    LeaseFields(w, d.Lease);
+                    w.WriteString("verdict", d.Verdict.ToString().ToLowerInvariant());
+                    w.WriteString("evidence", d.Evidence.ToString().ToLowerInvariant());
+                    w.WriteString("detail", d.Detail);
+                    w.WriteNumber("strikes", d.Strikes);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+            return Ok;
+        }
         foreach (var d in report.Decisions) Console.WriteLine(Log.Line(d, report.DryRun));
         Console.WriteLine($"{report.Decisions.Count} leases, {report.Released} {(report.DryRun ? "would be released" : "released")}, {report.Unknown} unknown");
         return Ok;

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Berth.Shared.Config;
 using Berth.Shared.Leases;
 
@@ -25,7 +24,7 @@ internal static class MetricsText
         {
             foreach (var (network, json) in q.Networks())
             {
-                if (RangeSets(network, json) is not { } sets) continue;
+                if (RecordedRanges.Parse(network, json) is not { } sets) continue;
                 foreach (var set in sets)
                 {
                     foreach (var r in set.Ranges)
@@ -71,20 +70,6 @@ internal static class MetricsText
         return text.ToString();
     }
 
-    /// <summary>The recorded ranges, parsed by the plugin's own config parser; null when they no longer parse.</summary>
-    private static IReadOnlyList<RangeSet>? RangeSets(string network, string json)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse("{\"name\":" + JsonSerializer.Serialize(network, MetricsJson.Default.String) + ",\"ipam\":{\"ranges\":" + json + "}}");
-            return ConfigParser.Parse(doc.RootElement, "1.0.0", CniArgs.Empty).RangeSets;
-        }
-        catch (Exception e) when (e is JsonException or Berth.Shared.Cni.CniException)
-        {
-            return null;
-        }
-    }
-
     private static void Family(StringBuilder text, string name, string type, string help) =>
         text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n').Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
 
@@ -97,6 +82,3 @@ internal static class MetricsText
 
     private static string Escape(string value) => value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n");
 }
-
-[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
-internal sealed partial class MetricsJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -50,6 +50,12 @@ public interface ILeaseTransaction
     /// <summary>Forgets the lease's strikes: evidence was found.</summary>
     void ClearStrikes(Lease lease);
 
+    /// <summary>
+    /// Deletes history rows that are both older than <paramref name="keepSince"/> and not among the newest
+    /// <paramref name="keepEvents"/>: whichever keeps more wins. Leases are never touched.
+    /// </summary>
+    int PruneHistory(int keepEvents, DateTimeOffset keepSince);
+
     /// <summary>Remembers the network's current ranges (as the plugin last saw them) for the operator checks.</summary>
     void RecordRanges(string network, string ranges);
 }

@@ -14,6 +14,12 @@ public interface IStoreQueries
     /// <summary>Leases made in the given boot, and in any other.</summary>
     (long Current, long Previous) LeasesByBoot(string bootId);
 
+    /// <summary>History rows matching the filter, oldest first.</summary>
+    IReadOnlyList<HistoryEntry> History(HistoryFilter filter);
+
+    /// <summary>SQLite's own integrity check: "ok", or what it found.</summary>
+    IReadOnlyList<string> IntegrityCheck();
+
     /// <summary>Releases recorded in the history by reason; only those made in <paramref name="bootId"/> when given.</summary>
     IReadOnlyDictionary<string, long> ReleaseCounts(string? bootId = null);
 }

@@ -101,6 +101,10 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store, SqliteTrans
     public void ClearStrikes(Lease lease) =>
         Command("DELETE FROM strikes WHERE network = $n AND address_key = $k", ("$n", lease.Network), ("$k", AddressKey.Of(lease.Address))).ExecuteNonQuery();
 
+    public int PruneHistory(int keepEvents, DateTimeOffset keepSince) =>
+        Command("DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - $k AND at < $t",
+            ("$k", keepEvents), ("$t", Timestamp(keepSince))).ExecuteNonQuery();
+
     public void RecordRanges(string network, string ranges) =>
         Command("INSERT INTO networks (name, ranges, updated_at) VALUES ($n, $r, $at) ON CONFLICT (name) DO UPDATE SET ranges = excluded.ranges, updated_at = excluded.updated_at WHERE ranges <> excluded.ranges",
             ("$n", network), ("$r", ranges), ("$at", Timestamp(store.Options.Time.GetUtcNow()))).ExecuteNonQuery();
@@ -122,6 +126,33 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store, SqliteTrans
         using var reader = Command("SELECT count(*) FILTER (WHERE boot_id = $b), count(*) FILTER (WHERE boot_id <> $b) FROM leases", ("$b", bootId)).ExecuteReader();
         reader.Read();
         return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    public IReadOnlyList<HistoryEntry> History(HistoryFilter filter)
+    {
+        var result = new List<HistoryEntry>();
+        using var reader = Command("""
+            SELECT id, at, boot_id, action, reason, actor, network, address, container_id, ifname, pod_namespace, pod_name, detail FROM history
+            WHERE ($a IS NULL OR address = $a) AND ($n IS NULL OR network = $n) AND ($s IS NULL OR at >= $s)
+            ORDER BY id DESC LIMIT $l
+            """, ("$a", filter.Address), ("$n", filter.Network), ("$s", filter.Since is { } since ? Timestamp(since) : null), ("$l", filter.Limit)).ExecuteReader();
+        while (reader.Read())
+        {
+            string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+            result.Add(new HistoryEntry(reader.GetInt64(0), DateTimeOffset.Parse(reader.GetString(1), CultureInfo.InvariantCulture), reader.GetString(2),
+                reader.GetString(3), reader.GetString(4), reader.GetString(5), reader.GetString(6), reader.GetString(7), reader.GetString(8),
+                reader.GetString(9), Text(10), Text(11), Text(12)));
+        }
+        result.Reverse();
+        return result;
+    }
+
+    public IReadOnlyList<string> IntegrityCheck()
+    {
+        var result = new List<string>();
+        using var reader = Command("PRAGMA integrity_check").ExecuteReader();
+        while (reader.Read()) result.Add(reader.GetString(0));
+        return result;
     }
 
     public IReadOnlyDictionary<string, long> ReleaseCounts(string? bootId = null)

@@ -16,17 +16,7 @@ public sealed class RecoverTests : IDisposable
     private PluginResult Add(string id, Netns ns) => PluginRun.Run(Repo.Plugin, "ADD", Config, id, netns: ns.Path,
         cniArgs: $"K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{id}", extraEnvironment: Env);
 
-    private PluginResult AgentRun(string[] args)
-    {
-        var start = new System.Diagnostics.ProcessStartInfo(Repo.Agent) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) start.ArgumentList.Add(a);
-        foreach (var (k, v) in Env) start.Environment[k] = v;
-        using var p = System.Diagnostics.Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return new PluginResult(p.ExitCode, stdout.Result, stderr);
-    }
+    private PluginResult AgentRun(string[] args) => AgentProcess.Run(Env, args);
 
     private Netns Namespace()
     {

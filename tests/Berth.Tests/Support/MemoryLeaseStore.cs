@@ -95,6 +95,8 @@ public sealed class MemoryLeaseStore : ILeaseTransaction
 
     public void ClearStrikes(Lease lease) => _strikes.Remove((lease.Network, lease.Address));
 
+    public int PruneHistory(int keepEvents, DateTimeOffset keepSince) => 0;
+
     public string? Ranges { get; private set; }
 
     public void RecordRanges(string network, string ranges) => Ranges = ranges;

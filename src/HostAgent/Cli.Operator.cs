@@ -1,0 +1,219 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Berth.HostAgent.Evidence;
+using Berth.HostAgent.Operator;
+using Berth.Shared.Cni;
+using Berth.Shared.Evidence;
+using Berth.Shared.Leases;
+
+namespace Berth.HostAgent;
+
+/// <summary>The operator commands: leases, history, release, check, import-host-local.</summary>
+internal static partial class Cli
+{
+    private static readonly Option<string?> NetworkFilter = new("--network") { Description = "Only this network" };
+
+    private static void AddOperatorCommands(RootCommand root)
+    {
+        var leases = new Command("leases", "Every lease: address, network, owner, age, boot, and the evidence found now") { NetworkFilter, JsonOption };
+        leases.SetAction((parse, ct) => GuardAsync(() => LeasesAsync(parse, ct)));
+        root.Subcommands.Add(leases);
+
+        var ip = new Option<string?>("--ip") { Description = "Only this address" };
+        var since = new Option<string?>("--since") { Description = "Only events since a duration ago (30m, 6h, 2d) or a time (2026-11-22T10:00:00Z)" };
+        var limit = new Option<int>("--limit") { Description = "At most this many events, the newest (default 1000)", DefaultValueFactory = _ => 1000 };
+        var history = new Command("history", "Every allocation and release with its reason and actor, oldest first") { ip, NetworkFilter, since, limit, JsonOption };
+        history.SetAction(parse => Guard(() => History(parse, parse.GetValue(ip), parse.GetValue(since), parse.GetValue(limit))));
+        root.Subcommands.Add(history);
+
+        var address = new Argument<string>("address") { Description = "The address to release" };
+        var network = new Option<string>("--network") { Description = "The network the address belongs to", Required = true };
+        var owner = new Option<string?>("--owner") { Description = "Refuse unless the holder is this container ID or NAMESPACE/POD" };
+        var force = new Option<bool>("--force") { Description = "Release even when the owner shows live evidence or cannot be checked" };
+        var release = new Command("release", "Release one address, validated: refused (exit 3) while its owner lives unless --force") { address, network, owner, force, DryRunOption };
+        release.SetAction((parse, ct) => GuardAsync(() => ReleaseAsync(parse, parse.GetValue(address)!, parse.GetValue(network)!, parse.GetValue(owner), parse.GetValue(force), ct)));
+        root.Subcommands.Add(release);
+
+        var check = new Command("check", "Store integrity, leases outside their ranges, full ranges, leases left from earlier boots; exit 1 with findings") { JsonOption };
+        check.SetAction(parse => Guard(() => Check(parse)));
+        root.Subcommands.Add(check);
+
+        var dir = new Option<string>("--dir") { Description = "host-local's data directory", DefaultValueFactory = _ => "/var/lib/cni/networks" };
+        var import = new Command("import-host-local", "Take over host-local's leases as leases of this boot, without restarting pods; idempotent") { dir, NetworkFilter, DryRunOption };
+        import.SetAction(parse => Guard(() => Import(parse, parse.GetValue(dir)!)));
+        root.Subcommands.Add(import);
+    }
+
+    private static async Task<int> LeasesAsync(ParseResult parse, CancellationToken cancellationToken)
+    {
+        var (config, store) = Open(parse);
+        using var _ = store;
+        var network = parse.GetValue(NetworkFilter);
+        var leases = store.Read(tx => tx.AllLeases()).Where(l => network is null || l.Network == network).ToList();
+        var evidence = await EvidenceSnapshot.GatherAsync(new NetnsProbe(), new ProcNamespaces(), Runtime(config), cancellationToken).ConfigureAwait(false);
+        var rows = leases.Select(l => (Lease: l, Evidence: evidence.Judge(l), Age: Age(l))).ToList();
+        if (parse.GetValue(JsonOption))
+        {
+            WriteJson(w =>
+            {
+                w.WriteStartArray("leases");
+                foreach (var (lease, (kind, detail), age) in rows)
+                {
+                    w.WriteStartObject();
+                    LeaseFields(w, lease);
+                    w.WriteString("boot", lease.BootId == Clock.BootId ? "current" : "previous");
+                    w.WriteString("bootId", lease.BootId);
+                    w.WriteString("createdAt", lease.CreatedAt.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
+                    w.WriteNumber("ageSeconds", Math.Round(age.TotalSeconds));
+                    w.WriteString("netns", lease.Netns);
+                    w.WriteString("origin", lease.Origin);
+                    w.WriteString("evidence", kind.ToString().ToLowerInvariant());
+                    w.WriteString("evidenceDetail", detail);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+            return Ok;
+        }
+        Console.Write(TextTable.Render(["ADDRESS", "NETWORK", "OWNER", "AGE", "BOOT", "EVIDENCE"],
+            rows.Select(r => (IReadOnlyList<string>)[r.Lease.Address.ToString(), r.Lease.Network, r.Lease.Owner, Human(r.Age),
+                r.Lease.BootId == Clock.BootId ? "current" : "previous", r.Evidence.Kind.ToString().ToLowerInvariant()])));
+        return Ok;
+    }
+
+    private static int History(ParseResult parse, string? ip, string? since, int limit)
+    {
+        if (limit <= 0) throw new AgentConfigException("--limit must be a positive number");
+        var from = since is null ? (DateTimeOffset?)null : Since(since) ?? throw new AgentConfigException($"--since \"{since}\": use a duration such as 30m, 6h, 2d or a time such as 2026-11-22T10:00:00Z");
+        var (_, store) = Open(parse);
+        using var _ = store;
+        var events = store.Query(q => q.History(new HistoryFilter(ip, parse.GetValue(NetworkFilter), from, limit)));
+        if (parse.GetValue(JsonOption))
+        {
+            WriteJson(w =>
+            {
+                w.WriteStartArray("events");
+                foreach (var e in events)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("id", e.Id);
+                    w.WriteString("at", e.At.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
+                    w.WriteString("bootId", e.BootId);
+                    w.WriteString("action", e.Action);
+                    w.WriteString("reason", e.Reason);
+                    w.WriteString("actor", e.Actor);
+                    w.WriteString("network", e.Network);
+                    w.WriteString("address", e.Address);
+                    w.WriteString("containerId", e.ContainerId);
+                    w.WriteString("ifname", e.IfName);
+                    w.WriteString("podNamespace", e.PodNamespace);
+                    w.WriteString("podName", e.PodName);
+                    w.WriteString("detail", e.Detail);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+            return Ok;
+        }
+        Console.Write(TextTable.Render(["TIME", "ACTION", "REASON", "ACTOR", "NETWORK", "ADDRESS", "OWNER", "DETAIL"],
+            events.Select(e => (IReadOnlyList<string>)[e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), e.Action, e.Reason, e.Actor, e.Network, e.Address,
+                e.PodName is not null ? $"{e.PodNamespace}/{e.PodName}" : $"{e.ContainerId}/{e.IfName}", e.Detail ?? ""])));
+        return Ok;
+    }
+
+    private static async Task<int> ReleaseAsync(ParseResult parse, string address, string network, string? owner, bool force, CancellationToken cancellationToken)
+    {
+        var (config, store) = Open(parse);
+        using var _ = store;
+        var release = new ManualRelease(store, new NetnsProbe(), new ProcNamespaces(), Runtime(config));
+        var outcome = await release.RunAsync(address, network, owner, force, parse.GetValue(DryRunOption), OperatorIdentity.Of(Environment.GetEnvironmentVariable), cancellationToken).ConfigureAwait(false);
+        (outcome.ExitCode == Ok ? Console.Out : Console.Error).WriteLine(outcome.ExitCode == Ok ? outcome.Message : $"berth-agent: {outcome.Message}");
+        return outcome.ExitCode;
+    }
+
+    private static int Check(ParseResult parse)
+    {
+        var (_, store) = Open(parse);
+        using var _ = store;
+        var findings = HealthCheck.Run(store, Clock.BootId);
+        if (parse.GetValue(JsonOption))
+        {
+            WriteJson(w =>
+            {
+                w.WriteBoolean("healthy", findings.Count == 0);
+                w.WriteStartArray("findings");
+                foreach (var f in findings)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("kind", f.Kind);
+                    w.WriteString("network", f.Network);
+                    w.WriteString("address", f.Address);
+                    w.WriteString("message", f.Message);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+        }
+        else
+        {
+            foreach (var f in findings) Console.WriteLine($"{f.Kind}: {f.Message}");
+            Console.WriteLine(findings.Count == 0 ? $"healthy: {store.Path}" : $"{findings.Count} finding(s) in {store.Path}");
+        }
+        return findings.Count == 0 ? Ok : Error;
+    }
+
+    private static int Import(ParseResult parse, string directory)
+    {
+        var (_, store) = Open(parse);
+        using var _ = store;
+        var dryRun = parse.GetValue(DryRunOption);
+        var report = new HostLocalImport(store, Clock, TimeProvider.System).Run(directory, parse.GetValue(NetworkFilter), dryRun, OperatorIdentity.Of(Environment.GetEnvironmentVariable));
+        var verb = dryRun ? "would import" : "imported";
+        foreach (var line in report.Imported) Console.WriteLine($"{verb} {line}");
+        foreach (var line in report.Cursors) Console.WriteLine(line);
+        foreach (var line in report.Conflicts) Console.WriteLine($"conflict: {line}");
+        foreach (var line in report.Skipped) Console.WriteLine($"skipped: {line}");
+        Console.WriteLine($"{verb} {report.Imported.Count}, already held {report.Already.Count}, conflicts {report.Conflicts.Count}, skipped {report.Skipped.Count}");
+        return Ok;
+    }
+
+    /// <summary>A lease's age on the clock that can measure it: the boot clock within this boot, the wall clock across boots.</summary>
+    private static TimeSpan Age(Lease lease) => lease.BootId == Clock.BootId ? Clock.SinceBoot - lease.SinceBoot : DateTimeOffset.UtcNow - lease.CreatedAt;
+
+    private static string Human(TimeSpan t) => t.TotalDays >= 1 ? $"{t.TotalDays:0}d{t.Hours}h" : t.TotalHours >= 1 ? $"{t.TotalHours:0}h{t.Minutes}m" : t.TotalMinutes >= 1 ? $"{t.TotalMinutes:0}m" : $"{Math.Max(0, t.TotalSeconds):0}s";
+
+    private static DateTimeOffset? Since(string text)
+    {
+        if (text.Length > 1 && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= 0)
+        {
+            TimeSpan? span = text[^1] switch { 's' => TimeSpan.FromSeconds(n), 'm' => TimeSpan.FromMinutes(n), 'h' => TimeSpan.FromHours(n), 'd' => TimeSpan.FromDays(n), _ => null };
+            if (span is { } s) return DateTimeOffset.UtcNow - s;
+        }
+        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : null;
+    }
+
+    private static void LeaseFields(Utf8JsonWriter w, Lease lease)
+    {
+        w.WriteString("network", lease.Network);
+        w.WriteString("address", lease.Address.ToString());
+        w.WriteString("owner", lease.Owner);
+        w.WriteString("containerId", lease.ContainerId);
+        w.WriteString("ifname", lease.IfName);
+        w.WriteString("podNamespace", lease.PodNamespace);
+        w.WriteString("podName", lease.PodName);
+        w.WriteString("podUid", lease.PodUid);
+    }
+
+    private static void WriteJson(Action<Utf8JsonWriter> body)
+    {
+        using var stdout = Console.OpenStandardOutput();
+        using (var w = new Utf8JsonWriter(stdout, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            body(w);
+            w.WriteEndObject();
+        }
+        stdout.WriteByte((byte)'\n');
+    }
+}
