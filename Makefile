@@ -4,15 +4,16 @@ SHELL := /bin/bash
 
 BIN := artifacts/bin
 APT_PACKAGES := libsqlite3-dev sqlite3 containernetworking-plugins iproute2 systemd
+PACKAGING_APT_PACKAGES := dpkg-dev rpm rpmlint lintian
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: build deps test demo clean
+.PHONY: build deps test demo packages packages-test clean
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -27,6 +28,15 @@ build: deps
 
 test: build
 	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo
+	$(MAKE) --no-print-directory packages-test
+
+# .deb and .rpm of the published executables, in artifacts/packages/.
+packages: build
+	@bash scripts/build-packages.sh
+
+# lintian, rpmlint, the packages' files and scripts, and a real install, remove and purge of the .deb.
+packages-test: packages
+	@bash tests/packaging/test-packages.sh
 
 demo: build
 	@bash scripts/demo.sh
