@@ -1,5 +1,4 @@
 using Berth.Shared.Cni;
-using Microsoft.Data.Sqlite;
 
 namespace Berth.Shared.Leases;
 
@@ -12,11 +11,11 @@ public sealed partial class SqliteLeaseStore
     /// Forward migrations, one per version. Each runs in the same transaction as the version bump, so a
     /// process killed during a migration leaves the previous version whole. None may drop a row.
     /// </summary>
-    internal static readonly Action<SqliteConnection, SqliteTransaction>[] Migrations =
+    internal static readonly Action<SqliteDb>[] Migrations =
     [
         // 1: the ledger. A lease is keyed by (network, address): the store itself makes a second lease of an
         // address impossible, and (network, container, ifname, range set) allows one address per range set.
-        (c, t) => Execute(c, """
+        db => db.Execute("""
             CREATE TABLE networks (
                 name TEXT PRIMARY KEY,
                 ranges TEXT NOT NULL,
@@ -72,24 +71,24 @@ public sealed partial class SqliteLeaseStore
                 recovered_at TEXT,
                 released INTEGER
             ) WITHOUT ROWID;
-            """, t),
+            """),
         // 2: runs of consecutive leased addresses, so the next free address is found with two index
         // look-ups however many leases there are. Built from the leases already present.
-        (c, t) =>
+        db =>
         {
-            Execute(c, """
+            db.Execute("""
                 CREATE TABLE runs (
                     network TEXT NOT NULL,
                     first BLOB NOT NULL,
                     last BLOB NOT NULL,
                     PRIMARY KEY (network, first)
                 ) WITHOUT ROWID;
-                """, t);
-            RebuildRuns(c, t);
+                """);
+            RebuildRuns(db);
         },
         // 3: the agent's strikes: consecutive reconcile passes that found a lease without evidence, kept in
         // the store so that neither an agent restart nor a one-shot `reconcile` loses count.
-        (c, t) => Execute(c, """
+        db => db.Execute("""
             CREATE TABLE strikes (
                 network TEXT NOT NULL,
                 address_key BLOB NOT NULL,
@@ -98,12 +97,12 @@ public sealed partial class SqliteLeaseStore
                 count INTEGER NOT NULL,
                 PRIMARY KEY (network, address_key)
             ) WITHOUT ROWID;
-            """, t),
+            """),
     ];
 
-    private static void Migrate(SqliteConnection connection, string path)
+    private static void Migrate(SqliteDb db, string path)
     {
-        var version = Scalar(connection, "PRAGMA user_version");
+        var version = db.Scalar("PRAGMA user_version");
         if (version == SchemaVersion) return;
         if (version > SchemaVersion)
         {
@@ -113,63 +112,51 @@ public sealed partial class SqliteLeaseStore
         if (version == 0)
         {
             // Cannot change inside a transaction; persists in the file once set.
-            using var command = connection.CreateCommand();
-            command.CommandText = "PRAGMA journal_mode = WAL";
-            var mode = command.ExecuteScalar() as string;
+            var mode = db.Text("PRAGMA journal_mode = WAL");
             if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
             {
                 throw new CniException(ErrorCodes.IoFailure, $"store {path}: its filesystem does not support SQLite's WAL mode (got \"{mode}\"); put dataDir on a local filesystem");
             }
         }
-        using var transaction = connection.BeginTransaction(deferred: false);
-        // Re-read under the write lock: a parallel process may have migrated meanwhile.
-        version = Scalar(connection, "PRAGMA user_version", transaction);
-        for (var v = (int)version; v < SchemaVersion; v++)
+        db.Execute("BEGIN IMMEDIATE");
+        try
         {
-            Migrations[v](connection, transaction);
+            // Re-read under the write lock: a parallel process may have migrated meanwhile.
+            version = db.Scalar("PRAGMA user_version");
+            for (var v = (int)version; v < SchemaVersion; v++) Migrations[v](db);
+            db.Execute($"PRAGMA user_version = {SchemaVersion}; COMMIT;");
         }
-        Execute(connection, $"PRAGMA user_version = {SchemaVersion}", transaction);
-        transaction.Commit();
+        catch
+        {
+            SQLitePCL.raw.sqlite3_exec(db.Handle, "ROLLBACK");
+            throw;
+        }
     }
 
     /// <summary>Recomputes the runs table from the leases (migration, and the repair for a damaged index).</summary>
-    internal static void RebuildRuns(SqliteConnection connection, SqliteTransaction transaction)
+    internal static void RebuildRuns(SqliteDb db)
     {
-        Execute(connection, "DELETE FROM runs", transaction);
-        using var read = connection.CreateCommand();
-        read.Transaction = transaction;
-        read.CommandText = "SELECT network, address_key FROM leases ORDER BY network, address_key";
-        using var insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText = "INSERT INTO runs (network, first, last) VALUES ($n, $f, $l)";
-        var n = insert.Parameters.Add("$n", SqliteType.Text);
-        var f = insert.Parameters.Add("$f", SqliteType.Blob);
-        var l = insert.Parameters.Add("$l", SqliteType.Blob);
+        db.Execute("DELETE FROM runs");
+        using var read = db.Prepare("SELECT network, address_key FROM leases ORDER BY network, address_key");
+        using var insert = db.Prepare("INSERT INTO runs (network, first, last) VALUES ($n, $f, $l)");
         string? network = null;
         byte[]? first = null, last = null;
         void Flush()
         {
-            if (first is null) return;
-            n.Value = network;
-            f.Value = first;
-            l.Value = last;
-            insert.ExecuteNonQuery();
+            if (first is not null) insert.With(("$n", network), ("$f", first), ("$l", last)).Run();
         }
-        using (var reader = read.ExecuteReader())
+        while (read.Step())
         {
-            while (reader.Read())
+            var net = read.Text(0);
+            var key = read.Blob(1);
+            if (net == network && last is not null && AddressKey.Next(last) is { } next && AddressKey.Compare(next, key) == 0)
             {
-                var net = reader.GetString(0);
-                var key = (byte[])reader[1];
-                if (net == network && last is not null && AddressKey.Next(last) is { } next && AddressKey.Compare(next, key) == 0)
-                {
-                    last = key;
-                    continue;
-                }
-                Flush();
-                network = net;
-                first = last = key;
+                last = key;
+                continue;
             }
+            Flush();
+            network = net;
+            first = last = key;
         }
         Flush();
     }

@@ -1,12 +1,11 @@
 using Berth.Shared.Cni;
-using Microsoft.Data.Sqlite;
 using SQLitePCL;
 
 namespace Berth.Shared.Leases;
 
 /// <summary>
 /// The lease store: one SQLite database in WAL mode with synchronous=FULL, so a committed transaction is on
-/// disk before the caller prints its result. Writers take the lock at BEGIN (IMMEDIATE) and wait for it at
+/// disk before the caller prints its result. Writers take the lock at BEGIN IMMEDIATE and wait for it at
 /// most <see cref="StoreOptions.LockTimeout"/>. A process killed at any point leaves only what SQLite rolls
 /// back on the next open: no lock files, no half-made lease.
 /// </summary>
@@ -16,14 +15,12 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     private static readonly UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private static readonly UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
-    private readonly SqliteConnection _connection;
+    private readonly SqliteDb _db;
 
-    static SqliteLeaseStore() => raw.SetProvider(new SQLite3Provider_e_sqlite3());
-
-    private SqliteLeaseStore(string path, SqliteConnection connection, StoreOptions options)
+    private SqliteLeaseStore(string path, SqliteDb db, StoreOptions options)
     {
         Path = path;
-        _connection = connection;
+        _db = db;
         Options = options;
     }
 
@@ -32,7 +29,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
 
     internal StoreOptions Options { get; }
 
-    internal SqliteConnection Connection => _connection;
+    internal SqliteDb Db => _db;
 
     /// <summary>
     /// Opens (and if allowed, creates) the store at <paramref name="path"/>, migrating its schema forward.
@@ -40,34 +37,28 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     /// </summary>
     public static SqliteLeaseStore Open(string path, StoreOptions options)
     {
-        SqliteConnection? connection = null;
+        SqliteDb? db = null;
         try
         {
             if (options.Create) CreateFile(path);
             else if (!File.Exists(path)) throw new CniException(ErrorCodes.IoFailure, $"store {path} does not exist: nothing has been leased yet, or --store names the wrong file");
-            connection = new SqliteConnection(new SqliteConnectionStringBuilder
-            {
-                DataSource = path,
-                Mode = SqliteOpenMode.ReadWrite,
-                Pooling = false,
-                DefaultTimeout = (int)Math.Ceiling(options.LockTimeout.TotalSeconds),
-            }.ToString());
-            connection.Open();
+            db = SqliteDb.Open(path);
+            raw.sqlite3_busy_timeout(db.Handle, (int)options.LockTimeout.TotalMilliseconds);
             // The WAL is checkpointed by commits (wal_autocheckpoint), not by every short-lived plugin
             // process on exit, which would cost each ADD a second fsync.
-            raw.sqlite3_db_config(connection.Handle, DbConfigNoCheckpointOnClose, 1, out _);
-            Execute(connection, $"PRAGMA busy_timeout = {(int)options.LockTimeout.TotalMilliseconds}; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 200;");
-            Migrate(connection, path);
-            return new SqliteLeaseStore(path, connection, options);
+            raw.sqlite3_db_config(db.Handle, DbConfigNoCheckpointOnClose, 1, out _);
+            db.Execute("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 200;");
+            Migrate(db, path);
+            return new SqliteLeaseStore(path, db, options);
         }
-        catch (SqliteException e)
+        catch (SqliteError e)
         {
-            connection?.Dispose();
+            db?.Dispose();
             throw StoreErrors.From(e, path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            connection?.Dispose();
+            db?.Dispose();
             throw StoreErrors.From(e, path);
         }
     }
@@ -89,50 +80,51 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     }
 
     /// <inheritdoc />
-    public T Write<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: false, commit: true);
+    public T Write<T>(Func<ILeaseTransaction, T> work) => Run(work, "BEGIN IMMEDIATE", commit: true);
 
     /// <inheritdoc />
-    public T Read<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: true, commit: false);
+    public T Read<T>(Func<ILeaseTransaction, T> work) => Run(work, "BEGIN", commit: false);
 
     /// <summary>Runs read-only queries on a consistent snapshot.</summary>
-    public T Query<T>(Func<IStoreQueries, T> work) => Run(tx => work((SqliteLeaseTransaction)tx), deferred: true, commit: false);
+    public T Query<T>(Func<IStoreQueries, T> work) => Run(tx => work((SqliteLeaseTransaction)tx), "BEGIN", commit: false);
 
     /// <inheritdoc />
-    public T Rehearse<T>(Func<ILeaseTransaction, T> work) => Run(work, deferred: false, commit: false);
+    public T Rehearse<T>(Func<ILeaseTransaction, T> work) => Run(work, "BEGIN IMMEDIATE", commit: false);
 
-    private T Run<T>(Func<ILeaseTransaction, T> work, bool deferred, bool commit)
+    private T Run<T>(Func<ILeaseTransaction, T> work, string begin, bool commit)
     {
         try
         {
-            using var transaction = _connection.BeginTransaction(deferred);
-            using var session = new SqliteLeaseTransaction(this, transaction);
-            var result = work(session);
-            if (commit) transaction.Commit();
-            else transaction.Rollback();
-            return result;
+            _db.Execute(begin);
+            try
+            {
+                T result;
+                using (var session = new SqliteLeaseTransaction(this))
+                {
+                    result = work(session);
+                }
+                _db.Execute(commit ? "COMMIT" : "ROLLBACK");
+                return result;
+            }
+            catch
+            {
+                // Also when the commit itself failed: leave no transaction open behind an exception.
+                if (raw.sqlite3_get_autocommit(_db.Handle) == 0) raw.sqlite3_exec(_db.Handle, "ROLLBACK");
+                throw;
+            }
         }
-        catch (SqliteException e)
+        catch (SqliteError e)
         {
             throw StoreErrors.From(e, Path);
         }
     }
 
-    internal static void Execute(SqliteConnection connection, string sql, SqliteTransaction? transaction = null)
-    {
-        using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
+    /// <summary>Runs statements outside any lease transaction (tests and migrations).</summary>
+    internal void Execute(string sql) => _db.Execute(sql);
 
-    internal static long Scalar(SqliteConnection connection, string sql, SqliteTransaction? transaction = null)
-    {
-        using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        return Convert.ToInt64(command.ExecuteScalar() ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
-    }
+    /// <summary>The first column of the first row, as a long.</summary>
+    internal long Scalar(string sql) => _db.Scalar(sql);
 
     /// <inheritdoc />
-    public void Dispose() => _connection.Dispose();
+    public void Dispose() => _db.Dispose();
 }

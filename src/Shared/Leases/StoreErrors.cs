@@ -1,5 +1,4 @@
 using Berth.Shared.Cni;
-using Microsoft.Data.Sqlite;
 
 namespace Berth.Shared.Leases;
 
@@ -8,7 +7,7 @@ internal static class StoreErrors
 {
     private const int Busy = 5, Locked = 6, ReadOnly = 8, IoErr = 10, Corrupt = 11, Full = 13, CantOpen = 14, Constraint = 19, NotADb = 26, Perm = 3;
 
-    public static CniException From(SqliteException e, string path) => (e.SqliteErrorCode & 0xff) switch
+    public static CniException From(SqliteError e, string path) => (e.Code & 0xff) switch
     {
         Busy or Locked => new CniException(ErrorCodes.TryAgainLater,
             $"store {path} is busy: another process held its write lock past the wait limit; retry"),

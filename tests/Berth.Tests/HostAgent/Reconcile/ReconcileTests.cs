@@ -50,7 +50,7 @@ public sealed class ReconcileTests : IDisposable
 
     private bool Held(string address) => _store.Read(tx => tx.Holder("net1", IPAddress.Parse(address))) is not null;
 
-    private long History(string reason) => SqliteLeaseStore.Scalar(_store.Connection, $"SELECT count(*) FROM history WHERE action = 'release' AND reason = '{reason}'");
+    private long History(string reason) => _store.Scalar($"SELECT count(*) FROM history WHERE action = 'release' AND reason = '{reason}'");
 
     [Fact]
     public void Recovery_releases_earlier_boot_leases_whose_netns_is_gone_and_keeps_the_rest()

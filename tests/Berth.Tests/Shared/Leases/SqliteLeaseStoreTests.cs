@@ -2,7 +2,6 @@ using System.Net;
 using Berth.Shared.Cni;
 using Berth.Shared.Leases;
 using Berth.Tests.Support;
-using Microsoft.Data.Sqlite;
 
 namespace Berth.Tests.Shared.Leases;
 
@@ -30,11 +29,9 @@ public sealed class SqliteLeaseStoreTests : IDisposable
 
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(DataDir));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(StorePath));
-        Assert.Equal(2L, SqliteLeaseStore.Scalar(store.Connection, "PRAGMA synchronous"));
-        using var command = store.Connection.CreateCommand();
-        command.CommandText = "PRAGMA journal_mode";
-        Assert.Equal("wal", command.ExecuteScalar());
-        Assert.Equal(SqliteLeaseStore.SchemaVersion, SqliteLeaseStore.Scalar(store.Connection, "PRAGMA user_version"));
+        Assert.Equal(2L, store.Scalar("PRAGMA synchronous"));
+        Assert.Equal("wal", store.Db.Text("PRAGMA journal_mode"));
+        Assert.Equal(SqliteLeaseStore.SchemaVersion, store.Scalar("PRAGMA user_version"));
     }
 
     [Fact]
@@ -95,9 +92,9 @@ public sealed class SqliteLeaseStoreTests : IDisposable
             throw new InvalidOperationException("killed half way");
         }));
 
-        Assert.Equal(2L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM history"));
-        Assert.Equal(0L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM leases"));
-        Assert.Equal(1L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM history WHERE action = 'release' AND reason = 'cni-del' AND detail = 'why' AND boot_id = 'boot-a'"));
+        Assert.Equal(2L, store.Scalar("SELECT count(*) FROM history"));
+        Assert.Equal(0L, store.Scalar("SELECT count(*) FROM leases"));
+        Assert.Equal(1L, store.Scalar("SELECT count(*) FROM history WHERE action = 'release' AND reason = 'cni-del' AND detail = 'why' AND boot_id = 'boot-a'"));
     }
 
     [Fact]
@@ -106,7 +103,7 @@ public sealed class SqliteLeaseStoreTests : IDisposable
         using var store = Open();
 
         Assert.False(store.Write(tx => tx.Release(LeaseOf("10.0.0.9"), Added)));
-        Assert.Equal(0L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM history"));
+        Assert.Equal(0L, store.Scalar("SELECT count(*) FROM history"));
     }
 
     [Fact]
@@ -114,12 +111,12 @@ public sealed class SqliteLeaseStoreTests : IDisposable
     {
         using var holder = Open();
         using var waiter = Open(TimeSpan.FromMilliseconds(300));
-        using var held = holder.Connection.BeginTransaction(deferred: false);
+        holder.Execute("BEGIN IMMEDIATE");
 
         var e = Assert.Throws<CniException>(() => waiter.Write(tx => { tx.Add(LeaseOf("10.0.0.9"), Added); return 0; }));
 
         Assert.Equal(ErrorCodes.TryAgainLater, e.Code);
-        held.Rollback();
+        holder.Execute("ROLLBACK");
         waiter.Write(tx => { tx.Add(LeaseOf("10.0.0.9"), Added); return 0; });
     }
 
@@ -127,34 +124,33 @@ public sealed class SqliteLeaseStoreTests : IDisposable
     public void Migration_from_version_1_keeps_every_row_and_builds_the_runs()
     {
         Directory.CreateDirectory(DataDir);
-        using (var v1 = new SqliteConnection($"Data Source={StorePath};Pooling=False"))
+        using (var v1 = SqliteDb.Open(StorePath, create: true))
         {
-            v1.Open();
-            using var t = v1.BeginTransaction();
-            SqliteLeaseStore.Migrations[0](v1, t);
-            SqliteLeaseStore.Execute(v1, """
+            v1.Execute("BEGIN");
+            SqliteLeaseStore.Migrations[0](v1);
+            v1.Execute("""
                 INSERT INTO leases VALUES ('net1', x'040a000002', '10.0.0.2', 0, '10.0.0.0/24', 'a', 'eth0', '', NULL, NULL, NULL, NULL, 'boot-0', 0, '2026-01-01T00:00:00.000Z', 'cni-add');
                 INSERT INTO leases VALUES ('net1', x'040a000003', '10.0.0.3', 0, '10.0.0.0/24', 'b', 'eth0', '', NULL, NULL, NULL, NULL, 'boot-0', 0, '2026-01-01T00:00:00.000Z', 'cni-add');
                 INSERT INTO leases VALUES ('net1', x'040a000005', '10.0.0.5', 0, '10.0.0.0/24', 'c', 'eth0', '', NULL, NULL, NULL, NULL, 'boot-0', 0, '2026-01-01T00:00:00.000Z', 'cni-add');
                 INSERT INTO history (at, boot_id, since_boot_ns, action, reason, actor, network, address, container_id, ifname) VALUES ('2026-01-01T00:00:00.000Z', 'boot-0', 0, 'allocate', 'cni-add', 'berth', 'net1', '10.0.0.2', 'a', 'eth0');
                 PRAGMA user_version = 1;
-                """, t);
-            t.Commit();
+                """);
+            v1.Execute("COMMIT");
         }
 
         using var store = Open();
 
-        Assert.Equal(SqliteLeaseStore.SchemaVersion, SqliteLeaseStore.Scalar(store.Connection, "PRAGMA user_version"));
+        Assert.Equal(SqliteLeaseStore.SchemaVersion, store.Scalar("PRAGMA user_version"));
         Assert.Equal(3, store.Read(tx => tx.Leases("net1")).Count);
-        Assert.Equal(1L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM history"));
-        Assert.Equal(2L, SqliteLeaseStore.Scalar(store.Connection, "SELECT count(*) FROM runs"));
+        Assert.Equal(1L, store.Scalar("SELECT count(*) FROM history"));
+        Assert.Equal(2L, store.Scalar("SELECT count(*) FROM runs"));
         Assert.Equal("10.0.0.4", store.Read(tx => tx.FirstUnleased("net1", IPAddress.Parse("10.0.0.2"), IPAddress.Parse("10.0.0.9")))!.ToString());
     }
 
     [Fact]
     public void A_store_from_a_newer_berth_is_refused_and_left_alone()
     {
-        using (var store = Open()) SqliteLeaseStore.Execute(store.Connection, "PRAGMA user_version = 99");
+        using (var store = Open()) store.Execute("PRAGMA user_version = 99");
         var before = File.ReadAllBytes(StorePath);
 
         var e = Assert.Throws<CniException>(() => Open());
