@@ -9,7 +9,7 @@ DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: build deps test demo packages packages-test clean
+.PHONY: build deps test demo packages packages-test bench clean
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
@@ -40,6 +40,10 @@ packages-test: packages
 
 demo: build
 	@bash scripts/demo.sh
+
+# berth next to host-local in one run: docs/benchmarks.md and docs/add-latency.svg. BENCH_QUICK=1: short.
+bench: build
+	@bash bench/bench.sh
 
 clean:
 	rm -rf artifacts
