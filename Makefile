@@ -5,6 +5,7 @@ SHELL := /bin/bash
 BIN := artifacts/bin
 APT_PACKAGES := libsqlite3-dev sqlite3 containernetworking-plugins iproute2 systemd
 PACKAGING_APT_PACKAGES := dpkg-dev rpm rpmlint lintian
+BENCH_APT_PACKAGES := time gcc
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
@@ -13,7 +14,7 @@ export DOTNET_NOLOGO := 1
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -28,6 +29,7 @@ build: deps
 
 test: build
 	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo
+	BENCH_QUICK=1 BENCH_OUT=artifacts/bench bash bench/bench.sh | sed -n '/^## ADD/,/^Floor/p'
 	$(MAKE) --no-print-directory packages-test
 
 # .deb and .rpm of the published executables, in artifacts/packages/.

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # berth next to Debian's host-local, in one run on the same inputs, alternating A B A B so the machine's drift
-# cancels. Writes docs/benchmarks.md and docs/add-latency.svg. BENCH_QUICK=1 is a short version.
+# cancels. Writes benchmarks.md and add-latency.svg into BENCH_OUT (default docs/). BENCH_QUICK=1 is a short
+# version; `make test` runs it into artifacts/bench so that a test run never rewrites the committed figures.
 # Run as root from the repository root after `make build` (`make bench` does both).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 quick=${BENCH_QUICK:-0}
+out=${BENCH_OUT:-docs}
 if [[ $quick == 1 ]]; then runs=25; sizes="0 1000 10000"; parallel="64"; recover_sizes="1000 10000"
 else runs=150; sizes="0 1000 10000 60000"; parallel="64 256"; recover_sizes="1000 10000 100000"; fi
 berth=$PWD/artifacts/bin/berth agent=$PWD/artifacts/bin/berth-agent host_local=/usr/lib/cni/host-local
@@ -33,6 +35,8 @@ fill() { # n dir
   awk -v n="$1" -v d="$2/host-local/bench" 'BEGIN { for (i = 2; i < n + 2; i++) { f = sprintf("%s/10.77.%d.%d", d, int(i / 256), i % 256); printf "fill%d\r\neth0", i > f; close(f) }
     if (n > 0) { printf "10.77.%d.%d", int((n + 1) / 256), (n + 1) % 256 > (d "/last_reserved_ip.0") } }'
   "$agent" import-host-local --dir "$2/host-local" --store "$2/berth/berth.db" >/dev/null
+  # Writing thousands of files leaves dirty pages behind; flushed now, they do not slow the fsyncs measured next.
+  sync
 }
 
 declare -A result
@@ -52,6 +56,7 @@ for n in $sizes; do
   echo "leases $n: berth ADD ${result[berth,$n,add]%% *} ms, host-local ADD ${result[host-local,$n,add]%% *} ms" >&2
 done
 
+sync
 for i in $(seq 1 "$runs"); do t0=$(now); "$work/fsync-floor" "$work/floor"; t1=$(now); echo $((t1 - t0)) >>"$work/floor.ns"; done
 floor=$(stats "$work/floor.ns")
 
@@ -61,6 +66,7 @@ for n in $parallel; do
     plugin=$berth; [[ $p == host-local ]] && plugin=$host_local
     dir=$work/parallel-$p-$n; mkdir -p "$dir"
     conf "$p" "$dir/data" >"$dir/conf.json"
+    sync
     t0=$(now)
     for i in $(seq 1 "$n"); do (call "$plugin" "$dir/conf.json" ADD "p$i" || echo fail >>"$dir/failures") & done
     wait
@@ -75,13 +81,13 @@ for n in $recover_sizes; do
   echo bench-boot-1 > "$BERTH_BOOT_ID_FILE"
   fill "$n" "$dir"
   echo bench-boot-2 > "$BERTH_BOOT_ID_FILE"
-  out=$( { /usr/bin/time -f '%e %M' "$agent" recover --store "$dir/berth/berth.db" >/dev/null; } 2>&1 | tail -1)
-  rec[$n]=$out
+  measured=$( { /usr/bin/time -f '%e %M' "$agent" recover --store "$dir/berth/berth.db" >/dev/null; } 2>&1 | tail -1)
+  rec[$n]=$measured
 done
 echo bench-boot-1 > "$BERTH_BOOT_ID_FILE"
 rss_add=$( (CNI_COMMAND=ADD CNI_CONTAINERID=rss CNI_NETNS=/var/run/netns/$ns CNI_IFNAME=eth0 /usr/bin/time -f '%M' "$berth" <"$work/fill-0/berth.json" >/dev/null) 2>&1 | tail -1 )
 
-mkdir -p docs
+mkdir -p "$out"
 {
   echo "# Benchmarks: berth next to host-local"
   echo
@@ -121,7 +127,7 @@ mkdir -p docs
   echo "- Peak RSS of one berth ADD: $((rss_add / 1024)) MiB."
   echo
   echo "![ADD median by existing leases](add-latency.svg)"
-} >docs/benchmarks.md
+} >"$out/benchmarks.md"
 
 # The chart: ADD median against existing leases, both plugins.
 {
@@ -145,5 +151,5 @@ mkdir -p docs
     echo "<text x=\"600\" y=\"$([[ $p == berth ]] && echo 40 || echo 58)\" text-anchor=\"end\" fill=\"$colour\">$p</text>"
   done
   echo '</svg>'
-} >docs/add-latency.svg
-cat docs/benchmarks.md
+} >"$out/add-latency.svg"
+cat "$out/benchmarks.md"
