@@ -13,6 +13,8 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         var config = Parse(request);
         // Everything that can fail on input is read before the store is touched.
         var dns = ReadDns(config);
+        // An unreadable boot ID is a bad environment: find out before a store is created for nothing.
+        _ = services.BootClock.BootId;
         var who = new Attachment(config.Network, request.ContainerId, request.IfName, request.Netns, services.Netns.Inode(request.Netns),
             request.Args.PodNamespace, request.Args.PodName, request.Args.PodUid);
         using var store = Open(config, create: true)!;

@@ -61,7 +61,21 @@ public sealed class DamagedStoreTests : IDisposable
         Assert.Equal(1, result.ExitCode);
         Assert.Equal(5, result.Json.GetProperty("code").GetInt32());
         Assert.Contains(DataDir, result.Json.GetProperty("msg").GetString());
+        // Words, not .NET resource keys such as IO_FileExists_Name (the runtime's messages are kept in the build).
+        Assert.DoesNotContain("IO_", result.Json.GetProperty("msg").GetString());
         Assert.Equal("not a directory", File.ReadAllText(DataDir));
+    }
+
+    [Fact]
+    public void An_unreadable_boot_id_is_error_4_in_words_and_creates_no_store()
+    {
+        var result = PluginRun.Run(Repo.Plugin, "ADD", Config, "c1", netns: "/var/run/netns/x",
+            extraEnvironment: new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = _dir.File("no-such-boot-id") });
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(4, result.Json.GetProperty("code").GetInt32());
+        Assert.DoesNotContain("IO_", result.Json.GetProperty("msg").GetString());
+        Assert.False(Directory.Exists(DataDir));
     }
 
     [Fact]
