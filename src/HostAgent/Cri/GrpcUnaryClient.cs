@@ -22,6 +22,8 @@ internal sealed class GrpcUnaryClient : IDisposable
         _socket = socketPath;
         var handler = new SocketsHttpHandler
         {
+            // "http://localhost" only names the socket: a proxy from the environment must not reroute it.
+            UseProxy = false,
             ConnectCallback = async (_, cancellationToken) =>
             {
                 var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
