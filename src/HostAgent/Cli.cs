@@ -139,20 +139,10 @@ internal static partial class Cli
         return (config, SqliteLeaseStore.Open(config.Store, new StoreOptions(Clock, TimeProvider.System)));
     }
 
-    /// <summary>The one catch-all of the process: known failures become a message and exit 1.</summary>
-    private static int Guard(Func<int> command)
-    {
-        try
-        {
-            return command();
-        }
-        catch (Exception e) when (e is CniException or AgentConfigException)
-        {
-            Console.Error.WriteLine($"berth-agent: {e.Message}");
-            return Error;
-        }
-    }
+    /// <summary>Synchronous commands go through the same catch-all.</summary>
+    private static Task<int> Guard(Func<int> command) => GuardAsync(() => Task.FromResult(command()));
 
+    /// <summary>The one catch-all of the process: known failures become a message and exit 1.</summary>
     private static async Task<int> GuardAsync(Func<Task<int>> command)
     {
         try

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Berth.Shared.Cni;
 
@@ -12,8 +11,7 @@ public static class RecordedRanges
     {
         try
         {
-            var text = new StringBuilder("{\"name\":").Append(JsonEncodedText.Encode(network).Value is var n ? "\"" + n + "\"" : "")
-                .Append(",\"ipam\":{\"ranges\":").Append(json).Append("}}").ToString();
+            var text = $"{{\"name\":\"{JsonEncodedText.Encode(network)}\",\"ipam\":{{\"ranges\":{json}}}}}";
             using var doc = JsonDocument.Parse(text);
             return ConfigParser.Parse(doc.RootElement, "1.0.0", CniArgs.Empty).RangeSets;
         }
