@@ -6,15 +6,16 @@ BIN := artifacts/bin
 APT_PACKAGES := libsqlite3-dev sqlite3 containernetworking-plugins iproute2 systemd
 PACKAGING_APT_PACKAGES := dpkg-dev rpm rpmlint lintian
 BENCH_APT_PACKAGES := time gcc
+E2E_APT_PACKAGES := containerd runc
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: build deps test demo packages packages-test bench clean
+.PHONY: build deps test demo e2e packages packages-test bench clean
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -30,6 +31,7 @@ build: deps
 test: build
 	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo
 	BENCH_QUICK=1 BENCH_OUT=artifacts/bench bash bench/bench.sh | sed -n '/^## ADD/,/^Floor/p'
+	$(E2E) --reboots 2 --pods 5
 	$(MAKE) --no-print-directory packages-test
 
 # .deb and .rpm of the published executables, in artifacts/packages/.
@@ -42,6 +44,11 @@ packages-test: packages
 
 demo: build
 	@bash scripts/demo.sh
+
+# berth and host-local under a real containerd through hard reboots; writes the table into the README.
+E2E = $(DOTNET) run --project tests/Berth.E2e -c Release -- --out artifacts/e2e
+e2e: build
+	$(E2E) --reboots 4 --pods 5 --readme README.md
 
 # berth next to host-local in one run: docs/benchmarks.md and docs/add-latency.svg. BENCH_QUICK=1: short.
 bench: build

@@ -27,8 +27,9 @@ internal sealed class CriClient(string socketPath, TimeSpan deadline) : IDisposa
     public Task RemovePodSandboxAsync(string id, CancellationToken cancellationToken = default) =>
         _grpc.CallAsync(Service + "RemovePodSandbox", new RemovePodSandboxRequest { PodSandboxId = id }, RemovePodSandboxResponse.Parser, deadline, cancellationToken);
 
-    public Task<PodSandboxStatusResponse> PodSandboxStatusAsync(string id, CancellationToken cancellationToken = default) =>
-        _grpc.CallAsync(Service + "PodSandboxStatus", new PodSandboxStatusRequest { PodSandboxId = id }, PodSandboxStatusResponse.Parser, deadline, cancellationToken);
+    /// <summary>With <paramref name="verbose"/>, the runtime adds its own details (for containerd: the pause PID, the netns path).</summary>
+    public Task<PodSandboxStatusResponse> PodSandboxStatusAsync(string id, bool verbose = false, CancellationToken cancellationToken = default) =>
+        _grpc.CallAsync(Service + "PodSandboxStatus", new PodSandboxStatusRequest { PodSandboxId = id, Verbose = verbose }, PodSandboxStatusResponse.Parser, deadline, cancellationToken);
 
     public void Dispose() => _grpc.Dispose();
 }

@@ -1,0 +1,85 @@
+using System.Diagnostics;
+using Berth.HostAgent.Cri;
+
+namespace Berth.E2e;
+
+/// <summary>
+/// A private containerd: its own config, root, state and socket under <see cref="Dir"/>, the CRI plugin on,
+/// CNI binaries and configuration from the run's own directories, every sandbox under one cgroup parent.
+/// Started with BERTH_BOOT_ID_FILE in its environment, which it hands to the plugins it runs.
+/// </summary>
+internal sealed class Containerd(string dir, string cniBin, string cniConf, string bootIdFile)
+{
+    private Process? _process;
+
+    public string Dir => dir;
+    public string Root => Path.Combine(dir, "root");
+    public string State => Path.Combine(dir, "state");
+    public string Socket => Path.Combine(dir, "containerd.sock");
+    public string Log => Path.Combine(dir, "containerd.log");
+    public int? Pid => _process is { HasExited: false } p ? p.Id : null;
+
+    public CriClient Cri() => new(Socket, TimeSpan.FromSeconds(60));
+
+    public async Task StartAsync()
+    {
+        var config = Path.Combine(dir, "config.toml");
+        File.WriteAllText(config, $"""
+            version = 2
+            root = "{Root}"
+            state = "{State}"
+            disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+            [grpc]
+              address = "{Socket}"
+            [ttrpc]
+              address = "{Socket}.ttrpc"
+            [plugins."io.containerd.grpc.v1.cri"]
+              sandbox_image = "{PauseImage.Name}"
+              restrict_oom_score_adj = true
+              [plugins."io.containerd.grpc.v1.cri".cni]
+                bin_dir = "{cniBin}"
+                conf_dir = "{cniConf}"
+                max_conf_num = 1
+            """);
+        var start = new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "exec containerd --config \"$0\" >>\"$1\" 2>&1", config, Log } };
+        start.Environment["BERTH_BOOT_ID_FILE"] = bootIdFile;
+        _process = Process.Start(start) ?? throw new E2eFailure("cannot start containerd");
+        using var cri = Cri();
+        await Host.AwaitAsync(async () =>
+        {
+            if (_process.HasExited) throw new E2eFailure($"containerd exited {_process.ExitCode}; see {Log}");
+            if (!File.Exists(Socket)) return false;
+            try
+            {
+                await cri.VersionAsync();
+                return true;
+            }
+            catch (GrpcException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(60), "containerd's CRI service to answer");
+    }
+
+    public void Import(string imageTar) =>
+        Host.Check("ctr", "--address", Socket, "--namespace", "k8s.io", "images", "import", imageTar);
+
+    /// <summary>
+    /// What a power cut does to the runtime: containerd, its shims and every sandbox process die at once,
+    /// with no chance to tear anything down.
+    /// </summary>
+    public async Task KillEverythingAsync()
+    {
+        var shims = Host.ProcessesWithArgument(Socket);
+        var pids = new List<int>(shims);
+        pids.AddRange(Host.Descendants(shims));
+        if (Pid is { } pid) pids.Add(pid);
+        await Host.KillAsync(pids, "containerd, its shims and its sandboxes");
+        _process?.WaitForExit();
+        _process?.Dispose();
+        _process = null;
+    }
+
+    /// <summary>The runtime's state directory is on tmpfs on a real node: a reboot empties it.</summary>
+    public void WipeState() => Host.RemoveTree(State);
+}

@@ -1,0 +1,128 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Berth.E2e;
+
+// make e2e: berth and host-local, each under its own private containerd, through the same pods and the same
+// hard reboots; the table at the end is the product's headline evidence (make e2e writes it into the README).
+// Options: --reboots N, --pods N (per boot), --out DIR, --readme FILE, --bin DIR; --no-recover leaves out
+// berth-agent recover, to see the run catch the leak it then makes. Runs as root.
+Options options;
+try
+{
+    options = Options.Parse(args);
+}
+catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
+{
+    return Fail(e.Message);
+}
+if (Environment.UserName != "root") return Fail("run as root: it starts containerd, mounts namespaces and makes bridges");
+
+var work = Directory.CreateTempSubdirectory("berth-e2e-").FullName;
+var nodes = new List<Node>();
+var cleaned = 0;
+async Task CleanUpAsync()
+{
+    if (Interlocked.Exchange(ref cleaned, 1) == 1) return;
+    foreach (var node in nodes) await node.DisposeAsync();
+    try
+    {
+        Host.RemoveTree(work);
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException or E2eFailure)
+    {
+        Console.Error.WriteLine($"e2e: cannot remove {work}: {e.Message}");
+    }
+}
+void OnSignal(PosixSignalContext context)
+{
+    context.Cancel = true;
+    Console.Error.WriteLine($"e2e: {context.Signal}: cleaning up");
+    CleanUpAsync().GetAwaiter().GetResult();
+    Environment.Exit(130);
+}
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+
+var verdicts = new Verdicts();
+var outcomes = new List<Outcome>();
+var clock = System.Diagnostics.Stopwatch.StartNew();
+try
+{
+    // iproute2 makes /run/netns a mount of its own the first time it adds a namespace; done while containerd
+    // holds pins there, that mount hides them and containerd cannot remove them. Make it before containerd starts.
+    var probe = "berth-e2e-" + Environment.ProcessId;
+    Host.Check("ip", "netns", "add", probe);
+    Host.Check("ip", "netns", "delete", probe);
+    var image = PauseImage.Build(work);
+    var containerd = Host.Check("containerd", "--version").Split(' ').ElementAtOrDefault(2)?.Trim() ?? "?";
+    Console.WriteLine($"e2e: containerd {containerd}, {options.Reboots} hard reboots, {options.Pods} pods per boot, a /28 per node ({Node.RangeSize} addresses)");
+    var plan = new[] { ("berth", "10.88.1.0/28", "berthe2e1"), ("host-local", "10.88.2.0/28", "berthe2e2") };
+    foreach (var (ipam, subnet, bridge) in plan)
+    {
+        var node = new Node(ipam, Path.Combine(work, ipam), subnet, bridge, Path.Combine(options.Bin, "berth"), Path.Combine(options.Bin, "berth-agent"));
+        nodes.Add(node);
+        await node.StartAsync(image);
+        var (outcome, running) = await Scenarios.RebootsAsync(node, options.Pods, options.Reboots, Node.RangeSize, !options.NoRecover, verdicts);
+        outcomes.Add(outcome);
+        if (ipam == "berth") await Scenarios.LiveReconcileAsync(node, running, verdicts);
+        await node.DisposeAsync();
+    }
+}
+catch (Exception e)
+{
+    verdicts.Violations.Add(e.Message);
+    Console.WriteLine($"e2e: FAIL {e}");
+}
+finally
+{
+    await CleanUpAsync();
+}
+
+var table = Report.Table(outcomes, options);
+Console.WriteLine();
+Console.WriteLine(table);
+Directory.CreateDirectory(options.Out);
+File.WriteAllText(Path.Combine(options.Out, "e2e.md"), table);
+if (verdicts.Violations.Count > 0)
+{
+    Console.WriteLine($"e2e: {verdicts.Violations.Count} checks failed in {clock.Elapsed.TotalSeconds:0} s:");
+    foreach (var violation in verdicts.Violations) Console.WriteLine($"e2e:   {violation}");
+    return 1;
+}
+if (options.Readme is { } readme) Report.IntoReadme(readme, table);
+Console.WriteLine($"e2e: every check passed in {clock.Elapsed.TotalSeconds:0} s{(options.Readme is null ? "" : $"; table written into {options.Readme}")}");
+return 0;
+
+static int Fail(string message)
+{
+    Console.Error.WriteLine($"e2e: {message}");
+    return 2;
+}
+
+internal sealed record Options(int Reboots, int Pods, string Out, string? Readme, string Bin, bool NoRecover)
+{
+    public static Options Parse(string[] args)
+    {
+        var o = new Options(4, 5, "artifacts/e2e", null, "artifacts/bin", false);
+        for (var i = 0; i < args.Length; i += 2)
+        {
+            if (args[i] == "--no-recover")
+            {
+                o = o with { NoRecover = true };
+                i--;
+                continue;
+            }
+            if (i + 1 == args.Length) throw new ArgumentException($"{args[i]} needs a value");
+            o = args[i] switch
+            {
+                "--reboots" => o with { Reboots = int.Parse(args[i + 1], CultureInfo.InvariantCulture) },
+                "--pods" => o with { Pods = int.Parse(args[i + 1], CultureInfo.InvariantCulture) },
+                "--out" => o with { Out = args[i + 1] },
+                "--readme" => o with { Readme = args[i + 1] },
+                "--bin" => o with { Bin = args[i + 1] },
+                _ => throw new ArgumentException($"unknown option {args[i]} (known: --reboots, --pods, --out, --readme, --bin, --no-recover)"),
+            };
+        }
+        return o with { Bin = Path.GetFullPath(o.Bin) };
+    }
+}
