@@ -8,10 +8,31 @@ internal sealed class E2eFailure(string message) : Exception(message);
 /// <summary>Commands, processes, mounts and waits on this machine.</summary>
 internal static class Host
 {
+    private static volatile bool _stopRequested;
+    private static volatile bool _cleaningUp;
+
+    /// <summary>Set by SIGINT or SIGTERM: the run stops at its next step and cleans up on its usual path.</summary>
+    public static void RequestStop() => _stopRequested = true;
+
+    /// <summary>From here on nothing stops for a signal: the cleanup must run to its end.</summary>
+    public static void BeginCleanup() => _cleaningUp = true;
+
+    public static void ThrowIfStopping()
+    {
+        if (_stopRequested && !_cleaningUp) throw new E2eFailure("stopped by a signal");
+    }
+
+    /// <summary>SIGTERM to one process, for a program that stops cleanly on it.</summary>
+    public static void Terminate(int pid) => _ = SendSignal(pid, 15);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
     public sealed record Output(int Code, string Stdout, string Stderr);
 
     public static Output Run(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
     {
+        ThrowIfStopping();
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) start.ArgumentList.Add(a);
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) start.Environment[k] = v;
@@ -40,6 +61,7 @@ internal static class Host
         var clock = Stopwatch.StartNew();
         while (!await condition())
         {
+            ThrowIfStopping();
             if (clock.Elapsed > timeout) throw new E2eFailure($"timed out after {timeout.TotalSeconds:0} s waiting for {what}");
             await Task.Delay(50);
         }

@@ -30,7 +30,7 @@ internal sealed class Node : IAsyncDisposable
         Network = "e2e-" + ipam;
         DataDir = Path.Combine(dir, "ipam");
         BootIdFile = Path.Combine(dir, "boot_id");
-        _cgroupParent = "/berth-e2e-" + Path.GetFileName(dir.TrimEnd('/')) + "-" + ipam;
+        _cgroupParent = "/" + Path.GetFileName(Path.GetDirectoryName(dir.TrimEnd('/'))) + "-" + ipam;
         var bin = Path.Combine(dir, "cni", "bin");
         var conf = Path.Combine(dir, "cni", "conf");
         Directory.CreateDirectory(bin);
@@ -73,6 +73,7 @@ internal sealed class Node : IAsyncDisposable
     /// <summary>RunPodSandbox as a kubelet would send it; null and the runtime's message when the pod got no address.</summary>
     public async Task<(Pod? Pod, string? Error)> RunPodAsync(string name)
     {
+        Host.ThrowIfStopping();
         using var cri = Runtime.Cri();
         var config = new PodSandboxConfig
         {

@@ -19,10 +19,9 @@ if (Environment.UserName != "root") return Fail("run as root: it starts containe
 
 var work = Directory.CreateTempSubdirectory("berth-e2e-").FullName;
 var nodes = new List<Node>();
-var cleaned = 0;
 async Task CleanUpAsync()
 {
-    if (Interlocked.Exchange(ref cleaned, 1) == 1) return;
+    Host.BeginCleanup();
     foreach (var node in nodes) await node.DisposeAsync();
     try
     {
@@ -36,9 +35,8 @@ async Task CleanUpAsync()
 void OnSignal(PosixSignalContext context)
 {
     context.Cancel = true;
-    Console.Error.WriteLine($"e2e: {context.Signal}: cleaning up");
-    CleanUpAsync().GetAwaiter().GetResult();
-    Environment.Exit(130);
+    Console.Error.WriteLine($"e2e: {context.Signal}: stopping at the next step, then cleaning up");
+    Host.RequestStop();
 }
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
@@ -46,6 +44,7 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal
 var verdicts = new Verdicts();
 var outcomes = new List<Outcome>();
 var clock = System.Diagnostics.Stopwatch.StartNew();
+var containerd = "?";
 try
 {
     // iproute2 makes /run/netns a mount of its own the first time it adds a namespace; done while containerd
@@ -54,7 +53,7 @@ try
     Host.Check("ip", "netns", "add", probe);
     Host.Check("ip", "netns", "delete", probe);
     var image = PauseImage.Build(work);
-    var containerd = Host.Check("containerd", "--version").Split(' ').ElementAtOrDefault(2)?.Trim() ?? "?";
+    containerd = Host.Check("containerd", "--version").Split(' ').ElementAtOrDefault(2)?.Trim() ?? "?";
     Console.WriteLine($"e2e: containerd {containerd}, {options.Reboots} hard reboots, {options.Pods} pods per boot, a /28 per node ({Node.RangeSize} addresses)");
     var plan = new[] { ("berth", "10.88.1.0/28", "berthe2e1"), ("host-local", "10.88.2.0/28", "berthe2e2") };
     foreach (var (ipam, subnet, bridge) in plan)
@@ -66,6 +65,7 @@ try
         outcomes.Add(outcome);
         if (ipam == "berth") await Scenarios.LiveReconcileAsync(node, running, verdicts);
         await node.DisposeAsync();
+        nodes.Remove(node);
     }
 }
 catch (Exception e)
@@ -78,7 +78,7 @@ finally
     await CleanUpAsync();
 }
 
-var table = Report.Table(outcomes, options);
+var table = Report.Table(outcomes, options, containerd);
 Console.WriteLine();
 Console.WriteLine(table);
 Directory.CreateDirectory(options.Out);

@@ -9,7 +9,7 @@ internal static class Report
     public const string Begin = "<!-- e2e table: written by make e2e -->";
     public const string End = "<!-- end of e2e table -->";
 
-    public static string Table(IReadOnlyList<Outcome> outcomes, Options options)
+    public static string Table(IReadOnlyList<Outcome> outcomes, Options options, string containerd)
     {
         var t = new StringBuilder();
         t.AppendLine("| IPAM | pods created | hard reboots | addresses leaked after the last reboot | pods that got no address | leaked after the lost sandboxes were stopped |");
@@ -17,7 +17,7 @@ internal static class Report
         foreach (var o in outcomes)
             t.AppendLine($"| {o.Ipam} | {o.PodsCreated} | {o.Reboots} | {o.LeakedAfterLastReboot} of {o.AddressRange} | {o.PodsFailed} | {o.LeakedAfterStop} |");
         t.AppendLine();
-        t.AppendLine($"containerd {ContainerdVersion()} with Debian's bridge plugin, one /28 ({Node.RangeSize} pod addresses) per IPAM, " +
+        t.AppendLine($"containerd {containerd} with Debian's bridge plugin, one /28 ({Node.RangeSize} pod addresses) per IPAM, " +
                      $"{options.Pods} pods per boot; each simulated hard reboot kills the runtime, its shims and the sandboxes, empties /run and changes the boot ID; " +
                      "berth's node runs `berth-agent recover` before containerd starts. Nothing stops the lost sandboxes during the reboots; " +
                      "the last column is after the run stops and removes them, as a kubelet that still knows the pods would.");
@@ -41,7 +41,4 @@ internal static class Report
         var status = Regex.Match(message, @"status \d+: (.*)$", RegexOptions.Singleline);
         return Regex.Replace(status.Success ? status.Groups[1].Value : message, "([0-9a-f]{12})[0-9a-f]{52}", "$1");
     }
-
-    private static string ContainerdVersion() =>
-        Host.Check("containerd", "--version").Split(' ').ElementAtOrDefault(2)?.Trim() ?? "?";
 }

@@ -172,7 +172,7 @@ internal static class Scenarios
         {
             if (!agent.HasExited)
             {
-                Host.Run("kill", ["-TERM", agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                Host.Terminate(agent.Id);
                 if (!agent.WaitForExit(TimeSpan.FromSeconds(30))) agent.Kill();
             }
             agent.WaitForExit();
