@@ -2,17 +2,30 @@
 # berth next to Debian's host-local, in one run on the same inputs, alternating A B A B so the machine's drift
 # cancels. Writes benchmarks.md and add-latency.svg into BENCH_OUT (default docs/). BENCH_QUICK=1 is a short
 # version; `make test` runs it into artifacts/bench so that a test run never rewrites the committed figures.
+# The full run also builds bench/Berth.Benchmarks (a fake CRI runtime for the reconcile figures, and the
+# BenchmarkDotNet micro-benchmarks); BENCH_QUICK=1 leaves it out, so that `make test` does not pay its build.
 # Run as root from the repository root after `make build` (`make bench` does both).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 quick=${BENCH_QUICK:-0}
 out=${BENCH_OUT:-docs}
-if [[ $quick == 1 ]]; then runs=25; sizes="0 1000 10000"; parallel="64"; recover_sizes="1000 10000"
-else runs=150; sizes="0 1000 10000 60000"; parallel="64 256"; recover_sizes="1000 10000 100000"; fi
+if [[ $quick == 1 ]]; then runs=25; sizes="0 1000 10000"; parallel="64"; recover_sizes="1000 10000"; passes=5
+else runs=150; sizes="0 1000 10000 60000"; parallel="64 256"; recover_sizes="1000 10000 100000"; passes=60; fi
+# host-local takes seconds per call with 60,000 files: fewer runs there keep the whole run under 15 minutes.
+big_runs=40
+runs_for() { if (( $1 >= 60000 )); then echo "$big_runs"; else echo "$runs"; fi; }
+live=1000 reconcile_runs=5
+tools=$PWD/artifacts/build/bin/Berth.Benchmarks/release/Berth.Benchmarks
 berth=$PWD/artifacts/bin/berth agent=$PWD/artifacts/bin/berth-agent host_local=/usr/lib/cni/host-local
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 ns=berth-bench-$$
-trap 'ip netns delete $ns 2>/dev/null || true; rm -rf "$work"' EXIT
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  ip netns delete $ns 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 ip netns add $ns
 export BERTH_BOOT_ID_FILE=$work/boot_id
 echo bench-boot-1 > "$BERTH_BOOT_ID_FILE"
@@ -29,6 +42,12 @@ now() { local t=${EPOCHREALTIME/./}; echo $((t * 1000)); }
 stats() { # file of nanoseconds -> "median p90 p99" in ms
   sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f", v[int(NR*0.5)+1]/1e6, v[int(NR*0.9)+1]/1e6, v[int(NR*0.99)+1]/1e6 }'
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+verdict() { # value target le|ge|lt
+  awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = op == "le" ? v <= t : op == "ge" ? v >= t : v < t; print ok ? "met" : "**not met**" }'
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; } # KiB -> MiB
+size() { stat -c %s "$1" | awk '{ printf "%.1f", $1 / 1048576 }'; }
 # host-local's files for N existing leases (10.77.0.2 upwards), and berth's store taken over from them.
 fill() { # n dir
   mkdir -p "$2/host-local/bench"
@@ -45,14 +64,17 @@ for n in $sizes; do
   fill "$n" "$dir"
   conf berth "$dir/berth" >"$dir/berth.json"
   conf host-local "$dir/host-local" >"$dir/host-local.json"
-  for i in $(seq 1 "$runs"); do
+  for i in $(seq 1 "$(runs_for "$n")"); do
     for p in berth host-local; do
       plugin=$berth; [[ $p == host-local ]] && plugin=$host_local
       t0=$(now); call "$plugin" "$dir/$p.json" ADD "b$i"; t1=$(now); call "$plugin" "$dir/$p.json" DEL "b$i"; t2=$(now)
       echo $((t1 - t0)) >>"$dir/$p.add"; echo $((t2 - t1)) >>"$dir/$p.del"
     done
   done
-  for p in berth host-local; do result[$p,$n,add]=$(stats "$dir/$p.add"); result[$p,$n,del]=$(stats "$dir/$p.del"); done
+  for p in berth host-local; do
+    result[$p,$n,add]=$(stats "$dir/$p.add"); result[$p,$n,del]=$(stats "$dir/$p.del")
+    paste "$dir/$p.add" "$dir/$p.del" | awk '{ print $1 + $2 }' >"$dir/$p.both"; result[$p,$n,both]=$(stats "$dir/$p.both")
+  done
   echo "leases $n: berth ADD ${result[berth,$n,add]%% *} ms, host-local ADD ${result[host-local,$n,add]%% *} ms" >&2
 done
 
@@ -81,29 +103,110 @@ for n in $recover_sizes; do
   echo bench-boot-1 > "$BERTH_BOOT_ID_FILE"
   fill "$n" "$dir"
   echo bench-boot-2 > "$BERTH_BOOT_ID_FILE"
-  measured=$( { /usr/bin/time -f '%e %M' "$agent" recover --store "$dir/berth/berth.db" >/dev/null; } 2>&1 | tail -1)
-  rec[$n]=$measured
+  measured=$( { /usr/bin/time -f '%e %M' "$agent" recover --store "$dir/berth/berth.db" >"$dir/recover.out"; } 2>&1 | tail -1)
+  released=$(tail -1 "$dir/recover.out" | sed -n 's/.*released \([0-9]*\) of.*/\1/p')
+  rec[$n]="$measured ${released:-?}"
+  rm -rf "$dir" # 100,000 files: gone now rather than at the end
 done
 echo bench-boot-1 > "$BERTH_BOOT_ID_FILE"
-rss_add=$( (CNI_COMMAND=ADD CNI_CONTAINERID=rss CNI_NETNS=/var/run/netns/$ns CNI_IFNAME=eth0 /usr/bin/time -f '%M' "$berth" <"$work/fill-0/berth.json" >/dev/null) 2>&1 | tail -1 )
+
+# Peak RSS of one ADD, both plugins, with no and with the most leases measured above.
+rss() { # plugin config id -> KiB
+  CNI_COMMAND=ADD CNI_CONTAINERID=$3 CNI_NETNS=/var/run/netns/$ns CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni /usr/bin/time -o "$work/rss" -f '%M' "$1" <"$2" >"$work/rss.out" \
+    || { echo "ADD for the RSS figure failed: $1 $2: $(cat "$work/rss.out")" >&2; exit 1; }
+  tail -1 "$work/rss"
+}
+most=${sizes##* } rss_sizes=$(printf '%s\n' 0 "${sizes##* }" | sort -un)
+declare -A rss_add
+for n in $rss_sizes; do
+  rss_add[berth,$n]=$(rss "$berth" "$work/fill-$n/berth.json" "rss$n")
+  rss_add[host-local,$n]=$(rss "$host_local" "$work/fill-$n/host-local.json" "rss$n")
+done
+
+# One reconcile pass over $live leases of this boot, and the service after an hour's worth of passes. The full
+# run answers ListPodSandbox with a sandbox for every lease (the fake runtime of bench/Berth.Benchmarks), so
+# every lease is kept on the runtime's word; BENCH_QUICK=1 runs without a runtime (runtimeSockets: []).
+dir=$work/reconcile
+fill "$live" "$dir"
+sockets='[]' runtime_note="no runtime (BENCH_QUICK=1)"
+if [[ $quick != 1 ]]; then
+  dotnet build bench/Berth.Benchmarks/Berth.Benchmarks.csproj -c Release --nologo -v quiet >"$work/tools-build.log" 2>&1 || { cat "$work/tools-build.log" >&2; exit 1; }
+  mkfifo "$dir/runtime.in" "$dir/runtime.out"
+  # The import named the containers fill2 .. fill$((live + 1)).
+  "$tools" fake-runtime "$dir/cri.sock" fill 2 "$live" <"$dir/runtime.in" >"$dir/runtime.out" & pids+=($!)
+  exec {runtime_in}>"$dir/runtime.in" {runtime_out}<"$dir/runtime.out"
+  read -r -t 120 -u "$runtime_out" line && [[ $line == ready ]] || { echo "the fake runtime did not start" >&2; exit 1; }
+  sockets="[\"$dir/cri.sock\"]" runtime_note="a fake CRI runtime listing $live ready sandboxes"
+fi
+printf '{"runtimeSockets":%s,"metricsAddress":"off","intervalSeconds":1}' "$sockets" >"$dir/agent.json"
+for i in $(seq 1 "$reconcile_runs"); do
+  { /usr/bin/time -f '%e %M' "$agent" reconcile --store "$dir/berth/berth.db" --config "$dir/agent.json" >"$dir/reconcile.out"; } 2>>"$dir/reconcile.time"
+done
+reconcile_summary=$(tail -1 "$dir/reconcile.out")
+reconcile_time=$(awk '{ print $1 * 1e9 }' "$dir/reconcile.time" >"$dir/reconcile.ns"; stats "$dir/reconcile.ns")
+reconcile_rss=$(awk '{ print $2 }' "$dir/reconcile.time" | sort -n | tail -1)
+
+"$agent" run --store "$dir/berth/berth.db" --config "$dir/agent.json" >"$dir/run.log" 2>&1 & agent_pid=$!; pids+=("$agent_pid")
+deadline=$((SECONDS + passes * 5 + 60))
+until (( $(grep -c 'reconcile: ' "$dir/run.log") >= passes )); do
+  kill -0 "$agent_pid" 2>/dev/null && (( SECONDS < deadline )) || { echo "berth-agent run did not make $passes passes:" >&2; tail "$dir/run.log" >&2; exit 1; }
+  sleep 0.5
+done
+agent_hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$agent_pid/status") agent_rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$agent_pid/status")
+run_summary=$(grep 'reconcile: ' "$dir/run.log" | tail -1 | sed 's/.*reconcile: //')
+kill -TERM "$agent_pid"; wait "$agent_pid" || true
+if [[ $quick != 1 ]]; then exec {runtime_in}>&- {runtime_out}<&-; wait "${pids[0]}" || true; fi
+pids=()
+
+# BenchmarkDotNet, full run only: what the allocator and the store cost inside the process.
+micro=""
+if [[ $quick != 1 ]]; then
+  "$tools" --filter '*' --artifacts "$work/bdn" >"$work/bdn.log" 2>&1 || { tail -30 "$work/bdn.log" >&2; exit 1; }
+  micro=$(for f in "$work"/bdn/results/*-report-github.md; do echo "### $(basename "$f" -report-github.md | sed 's/^Berth.Benchmarks.//')"; echo; grep '^|' "$f" | sed 's/\*\*//g'; echo; done)
+  micro_env=$(grep -A1 '^Job=' "$work"/bdn/results/*StoreBenchmarks-report-github.md | tr -s ' \n' ' ' | sed 's/ *$//')
+fi
 
 mkdir -p "$out"
 {
   echo "# Benchmarks: berth next to host-local"
   echo
   echo "Produced by \`make bench\`$( [[ $quick == 1 ]] && echo ' (BENCH_QUICK=1)' ) on $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r);"
-  echo "$runs alternating runs per figure. Whole processes, as a runtime calls them; berth fsyncs every change, host-local does not."
+  echo "$runs alternating runs per figure$( [[ " $sizes " == *" 60000 "* ]] && echo " ($big_runs with 60,000 leases)"). Whole processes, as a runtime calls them; berth fsyncs every change, host-local does not."
+  echo
+  echo "## Where we stand against the targets of issue 8"
+  echo
+  echo "| target | measured | |"
+  echo "|---|---|---|"
+  read -r b0 _ <<<"${result[berth,0,both]}"; read -r h0 _ <<<"${result[host-local,0,both]}"
+  r=$(ratio "$b0" "$h0"); echo "| ADD+DEL median with an empty range at most 0.8 × host-local's | $b0 ms vs $h0 ms: $r × | $(verdict "$r" 0.8 le) |"
+  for pair in 10000:10 60000:50; do
+    n=${pair%%:*} want=${pair##*:}
+    if [[ -n ${result[berth,$n,both]:-} ]]; then
+      read -r bn _ <<<"${result[berth,$n,both]}"; read -r hn _ <<<"${result[host-local,$n,both]}"
+      r=$(ratio "$hn" "$bn"); echo "| ADD+DEL with $n leases at least $want × faster than host-local | $bn ms vs $hn ms: $r × faster | $(verdict "$r" "$want" ge) |"
+      r=$(ratio "$bn" "$b0"); echo "| ADD+DEL with $n leases within 1.2 × of berth's empty range | $bn ms vs $b0 ms: $r × | $(verdict "$r" 1.2 le) |"
+    else
+      echo "| ADD+DEL with $n leases at least $want × faster than host-local, and within 1.2 × of the empty range | not measured in this run | |"
+    fi
+  done
+  if [[ -n ${rec[10000]:-} ]]; then
+    read -r s _ _ <<<"${rec[10000]}"; echo "| recover with 10,000 earlier-boot leases under 1 s | $s s | $(verdict "$s" 1 lt) |"
+  fi
+  peak=$(for n in $rss_sizes; do echo "${rss_add[berth,$n]}"; done | sort -n | tail -1)
+  echo "| peak RSS of berth under 30 MiB | $(mib "$peak") MiB (ADD, up to $most leases) | $(verdict "$(mib "$peak")" 30 lt) |"
   echo
   echo "## ADD and DEL wall time by existing leases in a /16 (ms: median / p90 / p99)"
   echo
-  echo "| leases | berth ADD | host-local ADD | berth DEL | host-local DEL | ADD ratio |"
-  echo "|---:|---|---|---|---|---:|"
+  echo "| leases | berth ADD | host-local ADD | berth DEL | host-local DEL | ADD ratio | berth ADD+DEL | host-local ADD+DEL | ADD+DEL ratio |"
+  echo "|---:|---|---|---|---|---:|---|---|---:|"
   for n in $sizes; do
     read -r bm b9 b99 <<<"${result[berth,$n,add]}"; read -r hm h9 h99 <<<"${result[host-local,$n,add]}"
     read -r dm d9 d99 <<<"${result[berth,$n,del]}"; read -r em e9 e99 <<<"${result[host-local,$n,del]}"
-    echo "| $n | $bm / $b9 / $b99 | $hm / $h9 / $h99 | $dm / $d9 / $d99 | $em / $e9 / $e99 | $(awk -v a="$bm" -v b="$hm" 'BEGIN { printf "%.2f", a / b }') |"
+    read -r sm s9 s99 <<<"${result[berth,$n,both]}"; read -r tm t9 t99 <<<"${result[host-local,$n,both]}"
+    echo "| $n | $bm / $b9 / $b99 | $hm / $h9 / $h99 | $dm / $d9 / $d99 | $em / $e9 / $e99 | $(ratio "$bm" "$hm") | $sm / $s9 / $s99 | $tm / $t9 / $t99 | $(ratio "$sm" "$tm") |"
   done
   echo
+  echo "Ratios are berth / host-local (below 1: berth is faster). ADD+DEL is the sum within one run."
   echo "Floor: a process that writes a small file with fdatasync and exits: $(cut -d' ' -f1 <<<"$floor") ms median."
   echo
   echo "## Parallel ADD processes (all started at once; wall time until all answered)"
@@ -115,16 +218,42 @@ mkdir -p "$out"
     echo "| $n | $bt ms, $bf failed | $ht ms, $hf failed |"
   done
   echo
-  echo "## berth-agent recover (earlier-boot leases, all released)"
+  echo "## berth-agent recover (earlier-boot leases; host-local has no counterpart)"
   echo
-  echo "| leases | wall time | peak RSS |"
-  echo "|---:|---:|---:|"
-  for n in $recover_sizes; do read -r s kb <<<"${rec[$n]}"; echo "| $n | $s s | $((kb / 1024)) MiB |"; done
+  echo "| leases | wall time | peak RSS | released |"
+  echo "|---:|---:|---:|---:|"
+  for n in $recover_sizes; do read -r s kb released <<<"${rec[$n]}"; echo "| $n | $s s | $(mib "$kb") MiB | $released |"; done
+  echo
+  echo "## berth-agent reconcile and run ($live leases of this boot; $runtime_note)"
+  echo
+  echo "| what | figure |"
+  echo "|---|---|"
+  echo "| \`berth-agent reconcile\`, whole process, median / p90 / p99 of $reconcile_runs | $(awk '{ printf "%.0f / %.0f / %.0f ms", $1, $2, $3 }' <<<"$reconcile_time") |"
+  echo "| its peak RSS | $(mib "$reconcile_rss") MiB |"
+  echo "| its outcome | $reconcile_summary |"
+  echo "| \`berth-agent run\` after $passes passes ($( [[ $passes == 60 ]] && echo "an hour at the default 60 s interval" || echo "$passes of an hour's 60" ), 1 s apart): VmHWM / VmRSS | $(mib "$agent_hwm") / $(mib "$agent_rss") MiB |"
+  echo "| its last pass | $run_summary |"
   echo
   echo "## Sizes and memory"
   echo
-  echo "- berth: $(stat -c %s "$berth" | awk '{ printf "%.1f", $1 / 1048576 }') MiB; berth-agent: $(stat -c %s "$agent" | awk '{ printf "%.1f", $1 / 1048576 }') MiB; host-local: $(stat -c %s "$host_local" | awk '{ printf "%.1f", $1 / 1048576 }') MiB."
-  echo "- Peak RSS of one berth ADD: $((rss_add / 1024)) MiB."
+  echo "| | berth | host-local |"
+  echo "|---|---:|---:|"
+  echo "| executable | $(size "$berth") MiB | $(size "$host_local") MiB |"
+  for n in $rss_sizes; do echo "| peak RSS of one ADD, $n leases | $(mib "${rss_add[berth,$n]}") MiB | $(mib "${rss_add[host-local,$n]}") MiB |"; done
+  echo
+  echo "berth-agent: $(size "$agent") MiB."
+  echo
+  echo "## Micro-benchmarks (BenchmarkDotNet, bench/Berth.Benchmarks)"
+  echo
+  if [[ -n $micro ]]; then
+    echo "In one process, so without the process start that dominates the figures above. NextFreeRolledBack: the"
+    echo "allocator's queries for the next free address, rolled back (no fsync); AddThenDelCommitted: an ADD and a DEL"
+    echo "committed (two fsyncs); OpenClose and OpenAllocateRolledBack: what each plugin process pays around that. $micro_env."
+    echo
+    echo "$micro"
+  else
+    echo "Not run with BENCH_QUICK=1."
+  fi
   echo
   echo "![ADD median by existing leases](add-latency.svg)"
 } >"$out/benchmarks.md"

@@ -100,7 +100,7 @@ public sealed partial class SqliteLeaseStore
             """),
     ];
 
-    private static void Migrate(SqliteDb db, string path)
+    private static void Migrate(SqliteDb db, string path, TimeSpan lockTimeout)
     {
         var version = db.Scalar("PRAGMA user_version");
         if (version == SchemaVersion) return;
@@ -109,6 +109,10 @@ public sealed partial class SqliteLeaseStore
             throw new CniException(ErrorCodes.IoFailure,
                 $"store {path} has schema version {version}, newer than this berth understands ({SchemaVersion}): install the newer berth again");
         }
+        // In line with every other writer: a new store is often opened by many ADDs at once.
+        using var writerLock = WriterLock.Acquire(LockPath(path), lockTimeout);
+        // Re-read in line: whoever was ahead may have migrated meanwhile, and then there is nothing to write.
+        if (db.Scalar("PRAGMA user_version") == SchemaVersion) return;
         if (version == 0)
         {
             // Cannot change inside a transaction; persists in the file once set.

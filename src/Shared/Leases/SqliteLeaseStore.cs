@@ -5,9 +5,11 @@ namespace Berth.Shared.Leases;
 
 /// <summary>
 /// The lease store: one SQLite database in WAL mode with synchronous=FULL, so a committed transaction is on
-/// disk before the caller prints its result. Writers take the lock at BEGIN IMMEDIATE and wait for it at
-/// most <see cref="StoreOptions.LockTimeout"/>. A process killed at any point leaves only what SQLite rolls
-/// back on the next open: no lock files, no half-made lease.
+/// disk before the caller prints its result. Writers first line up for <see cref="WriterLock"/> (a flock on
+/// berth.db.lock, fair where SQLite's busy handler is not), then take SQLite's lock at BEGIN IMMEDIATE; they
+/// give up when the line has not moved for <see cref="StoreOptions.LockTimeout"/>. A process killed at any
+/// point leaves only what SQLite rolls back on the next open: the kernel drops its flock, and there is no
+/// half-made lease.
 /// </summary>
 public sealed partial class SqliteLeaseStore : ILeaseStore
 {
@@ -48,7 +50,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
             // plugin process on exit, which would cost each ADD two more fsyncs.
             raw.sqlite3_db_config(db.Handle, DbConfigNoCheckpointOnClose, 1, out _);
             db.Execute("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000;");
-            Migrate(db, path);
+            Migrate(db, path, options.LockTimeout);
             return new SqliteLeaseStore(path, db, options);
         }
         catch (SqliteError e)
@@ -80,7 +82,17 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     }
 
     /// <inheritdoc />
-    public T Write<T>(Func<ILeaseTransaction, T> work) => Run(work, "BEGIN IMMEDIATE", commit: true);
+    public T Write<T>(Func<ILeaseTransaction, T> work)
+    {
+        T result;
+        using (WriterLock.Acquire(LockPath(Path), Options.LockTimeout))
+        {
+            result = Run(work, "BEGIN IMMEDIATE", commit: true);
+        }
+        // After letting the next writer in: the checkpoint overlaps its transaction instead of delaying it.
+        KeepWalShort();
+        return result;
+    }
 
     /// <inheritdoc />
     public T Read<T>(Func<ILeaseTransaction, T> work) => Run(work, "BEGIN", commit: false);
@@ -89,7 +101,14 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     public T Query<T>(Func<IStoreQueries, T> work) => Run(tx => work((SqliteLeaseTransaction)tx), "BEGIN", commit: false);
 
     /// <inheritdoc />
-    public T Rehearse<T>(Func<ILeaseTransaction, T> work) => Run(work, "BEGIN IMMEDIATE", commit: false);
+    public T Rehearse<T>(Func<ILeaseTransaction, T> work)
+    {
+        using var _ = WriterLock.Acquire(LockPath(Path), Options.LockTimeout);
+        return Run(work, "BEGIN IMMEDIATE", commit: false);
+    }
+
+    /// <summary>The file writers flock before they write (see <see cref="WriterLock"/>).</summary>
+    internal static string LockPath(string storePath) => storePath + ".lock";
 
     private T Run<T>(Func<ILeaseTransaction, T> work, string begin, bool commit)
     {
@@ -104,7 +123,6 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
                     result = work(session);
                 }
                 _db.Execute(commit ? "COMMIT" : "ROLLBACK");
-                if (commit) KeepWalShort();
                 return result;
             }
             catch
