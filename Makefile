@@ -6,15 +6,16 @@ BIN := artifacts/bin
 APT_PACKAGES := libsqlite3-dev sqlite3 containernetworking-plugins iproute2 systemd
 PACKAGING_APT_PACKAGES := dpkg-dev rpm rpmlint lintian
 BENCH_APT_PACKAGES := time gcc
+TORTURE_APT_PACKAGES := qemu-system-x86 cpio busybox-static e2fsprogs python3
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: build deps test demo packages packages-test bench clean
+.PHONY: build deps test demo packages packages-test bench torture clean
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(TORTURE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -46,6 +47,10 @@ demo: build
 # berth next to host-local in one run: docs/benchmarks.md and docs/add-latency.svg. BENCH_QUICK=1: short.
 bench: build
 	@bash bench/bench.sh
+
+# Power cuts in a QEMU guest (docs/reliability.md), bounded by TORTURE_SECONDS (default 600).
+torture: build
+	@bash torture/run.sh
 
 clean:
 	rm -rf artifacts
