@@ -412,12 +412,12 @@ def main():
             if vm is None:
                 vm = start_vm()
             # A boot: wait for it, then cut at a random moment.
-            if not wait_for("BOOT", 120):
+            if not wait_for("BOOT", 300):
                 checker.violation("the guest did not boot (see the serial log)")
                 break
             if args.mode == "node-script":
                 # The script resets the guest itself (sysrq b); the next BOOT line is the next cycle.
-                if not wait_for("NODE-CUT-START", 120):
+                if not wait_for("NODE-CUT-START", 300):
                     checker.violation("the guest did not reach power-cut-node.sh cut")
                     break
                 cuts += 1
@@ -426,7 +426,7 @@ def main():
                 # Early: during the dump, recover or the first ADD.
                 run_until(time.monotonic() + rng.uniform(0, 3))
             else:
-                if not wait_for("STORM-START", 120):
+                if not wait_for("STORM-START", 300):
                     checker.violation("the guest did not reach the storm")
                     break
                 run_until(time.monotonic() + rng.uniform(0.2, 6))
@@ -446,7 +446,7 @@ def main():
         # The last cut is checked by one more boot.
         if vm is None:
             vm = start_vm()
-        if not wait_for("POST-END", 120):
+        if not wait_for("POST-END", 300):
             checker.violation("the guest did not boot after the last cut")
     finally:
         if vm is not None:
