@@ -429,7 +429,7 @@ def main():
                 if not wait_for("STORM-START", 300):
                     checker.violation("the guest did not reach the storm")
                     break
-                run_until(time.monotonic() + rng.uniform(0.2, 6))
+                run_until(time.monotonic() + rng.uniform(0.2, 10))
             cuts += 1
             if strict:
                 feed(vm.kill())
