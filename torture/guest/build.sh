@@ -20,11 +20,13 @@ trap 'rm -rf "$TMP"' EXIT
 # 1. The kernel: Debian's current linux-image-amd64, resolved to the real image package.
 if [[ ! -f $KDIR/vmlinux || ! -f $KDIR/.done ]]; then
   rm -rf "$KDIR"; mkdir -p "$KDIR"
-  pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1)
+  resolve() { apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1; }
+  pkg=$(resolve)
+  if [[ -z $pkg ]]; then apt-get -o DPkg::Lock::Timeout=600 update -qq; pkg=$(resolve); fi
   [[ -n $pkg ]] || { echo "guest: cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 1; }
   echo "guest: downloading $pkg"
   chmod 0777 "$TMP"   # apt's _apt user downloads into it
-  (cd "$TMP" && apt-get download -qq "$pkg" 2>/dev/null)
+  (cd "$TMP" && apt-get download -qq "$pkg")
   dpkg -x "$TMP"/"$pkg"_*.deb "$TMP/k"
   kver=$(ls "$TMP/k/lib/modules")
   cp "$TMP/k/boot/vmlinuz-$kver" "$KDIR/vmlinuz"
