@@ -32,6 +32,7 @@ test: build
 	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo
 	BENCH_QUICK=1 BENCH_OUT=artifacts/bench bash bench/bench.sh | sed -n '/^## ADD/,/^Floor/p'
 	$(MAKE) --no-print-directory packages-test
+	TORTURE_SECONDS=120 bash torture/run.sh
 
 # .deb and .rpm of the published executables, in artifacts/packages/.
 packages: build
