@@ -14,12 +14,12 @@ if [[ $EUID -ne 0 ]]; then echo "torture: run as root (QEMU guest images, networ
 if ! [[ $TOTAL =~ ^[0-9]+$ ]] || ((TOTAL < 60)); then echo "torture: TORTURE_SECONDS must be a number >= 60" >&2; exit 2; fi
 
 WORK=$(mktemp -d /tmp/berth-torture.XXXXXX)
-CHILD= TAIL=
+CHILD= TEE=
 cleanup() {
   local status=$?
   set +e
   if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then kill -TERM "$CHILD"; wait "$CHILD"; fi
-  if [[ -n $TAIL ]] && kill -0 "$TAIL" 2>/dev/null; then kill -TERM "$TAIL"; wait "$TAIL"; fi
+  if [[ -n $TEE ]] && kill -0 "$TEE" 2>/dev/null; then kill -TERM "$TEE"; wait "$TEE"; fi
   rm -rf "$WORK"
   exit "$status"
 }
@@ -33,16 +33,17 @@ START=$(date +%s)
 FAILED=()
 # run_mode NAME COMMAND...: runs one mode; its output is shown and kept for the summary.
 run_mode() {
-  local name=$1 status=0
+  local name=$1 status=0 fd
   shift
   echo "=== torture: $name"
-  "$@" >"$WORK/$name.out" 2>&1 &
+  exec {fd}> >(tee "$WORK/$name.out")   # shown as it comes, kept for the summary
+  TEE=$!
+  "$@" >&"$fd" 2>&1 &
   CHILD=$!
-  tail --pid="$CHILD" -n +1 -f "$WORK/$name.out" &
-  TAIL=$!
+  exec {fd}>&-
   wait "$CHILD" || status=$?
-  wait "$TAIL" || true
-  CHILD= TAIL=
+  wait "$TEE" || true   # tee ends when the mode's output ends
+  CHILD= TEE=
   if ((status != 0)); then FAILED+=("$name (exit $status)"); fi
 }
 # share PERCENT: this mode's part of the budget, in seconds.
