@@ -69,6 +69,16 @@ def read_log(path):
     return sectorsize, entries
 
 
+def ends_unflushed(logpath):
+    """Whether the log's last entry is a write not yet followed by a flush (the guest is between a write
+    and its flush)."""
+    try:
+        _, entries = read_log(logpath)
+    except (OSError, RuntimeError):
+        return False
+    return bool(entries) and not entries[-1][2] & LOG_FLUSH
+
+
 def replay(image, logpath, rng, keep_after_flush):
     """Applies to IMAGE the logged writes up to the last flush; with keep_after_flush, also each later write
     with probability 1/2 (a disk's volatile cache may have written any of them). Returns a description."""
@@ -436,6 +446,12 @@ def main():
                     checker.violation("the guest did not reach the storm")
                     break
                 run_until(time.monotonic() + rng.uniform(1 if args.expect_violations else 0.2, 10))
+            if args.mode == "strict-subset":
+                # Cut where the subset matters: when writes wait for a flush (up to 5 s more).
+                logf = os.path.join(args.work, "writes.log")
+                until = time.monotonic() + 5
+                while time.monotonic() < until and vm.proc.poll() is None and not ends_unflushed(logf):
+                    feed(vm.lines(0.02))
             cuts += 1
             if strict:
                 feed(vm.kill())
