@@ -7,18 +7,19 @@ APT_PACKAGES := libsqlite3-dev sqlite3 containernetworking-plugins iproute2 syst
 PACKAGING_APT_PACKAGES := dpkg-dev rpm rpmlint lintian
 BENCH_APT_PACKAGES := time gcc
 E2E_APT_PACKAGES := containerd runc
+TORTURE_APT_PACKAGES := qemu-system-x86 cpio busybox-static e2fsprogs python3
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: build deps test demo e2e packages packages-test bench clean
+.PHONY: build deps test demo e2e packages packages-test bench torture clean
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES) $(TORTURE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 	fi
 
 # NativeAOT, one self-contained file with SQLite linked in. Warnings are errors (Directory.Build.props).
@@ -33,6 +34,7 @@ test: build
 	BENCH_QUICK=1 BENCH_OUT=artifacts/bench bash bench/bench.sh | sed -n '/^## ADD/,/^Floor/p'
 	$(E2E) --reboots 2 --pods 5
 	$(MAKE) --no-print-directory packages-test
+	TORTURE_SECONDS=120 bash torture/run.sh
 
 # .deb and .rpm of the published executables, in artifacts/packages/.
 packages: build
@@ -53,6 +55,10 @@ e2e: build
 # berth next to host-local in one run: docs/benchmarks.md and docs/add-latency.svg. BENCH_QUICK=1: short.
 bench: build
 	@bash bench/bench.sh
+
+# Power cuts in a QEMU guest (docs/reliability.md), bounded by TORTURE_SECONDS (default 600).
+torture: build
+	@bash torture/run.sh
 
 clean:
 	rm -rf artifacts

@@ -49,7 +49,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
             // The WAL is checkpointed by committers once it grows (KeepWalShort), not by every short-lived
             // plugin process on exit, which would cost each ADD two more fsyncs.
             raw.sqlite3_db_config(db.Handle, DbConfigNoCheckpointOnClose, 1, out _);
-            db.Execute("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000;");
+            db.Execute($"PRAGMA synchronous = {Synchronous()}; PRAGMA wal_autocheckpoint = 1000;");
             Migrate(db, path, options.LockTimeout);
             return new SqliteLeaseStore(path, db, options);
         }
@@ -64,6 +64,14 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
             throw StoreErrors.From(e, path);
         }
     }
+
+    /// <summary>
+    /// FULL, always, except under the test-only hook <c>BERTH_TEST_UNSAFE_NO_SYNC=1</c>: OFF, so that the
+    /// power-cut torture (torture/, docs/reliability.md) can show that it catches acknowledged writes lost
+    /// without fsync. Its negative control is the only user; never set it on a node.
+    /// </summary>
+    private static string Synchronous() =>
+        Environment.GetEnvironmentVariable("BERTH_TEST_UNSAFE_NO_SYNC") == "1" ? "OFF" : "FULL";
 
     private static void CreateFile(string path)
     {

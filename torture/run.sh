@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# make torture: berth's power-cut torture, bounded by TORTURE_SECONDS (default 600) shared between the modes.
+# Each mode is a command that prints one line
+#   SUMMARY mode=<name> cycles=N acked=N cuts=N violations=N
+# and exits non-zero on a violation. This script runs them one after another (the machine has 2 cores and
+# QEMU emulates in software), repeats the SUMMARY lines at the end and exits non-zero if any mode found a
+# violation or failed, or if the negative control caught nothing. See docs/reliability.md.
+# TORTURE_SEED=N makes the QEMU modes repeatable (each mode also prints the seed it used).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+TOTAL=${TORTURE_SECONDS:-600}
+if [[ $EUID -ne 0 ]]; then echo "torture: run as root (QEMU guest images, network namespaces)" >&2; exit 1; fi
+if ! [[ $TOTAL =~ ^[0-9]+$ ]] || ((TOTAL < 60)); then echo "torture: TORTURE_SECONDS must be a number >= 60" >&2; exit 2; fi
+
+WORK=$(mktemp -d /tmp/berth-torture.XXXXXX)
+CHILD= TEE=
+cleanup() {
+  local status=$?
+  set +e
+  if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then kill -TERM "$CHILD"; wait "$CHILD"; fi
+  if [[ -n $TEE ]] && kill -0 "$TEE" 2>/dev/null; then kill -TERM "$TEE"; wait "$TEE"; fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bash torture/guest/build.sh
+
+START=$(date +%s)
+FAILED=()
+# run_mode NAME COMMAND...: runs one mode; its output is shown and kept for the summary.
+run_mode() {
+  local name=$1 status=0 fd
+  shift
+  echo "=== torture: $name"
+  exec {fd}> >(tee "$WORK/$name.out")   # shown as it comes, kept for the summary
+  TEE=$!
+  "$@" >&"$fd" 2>&1 &
+  CHILD=$!
+  exec {fd}>&-
+  wait "$CHILD" || status=$?
+  wait "$TEE" || true   # tee ends when the mode's output ends
+  CHILD= TEE=
+  if ((status != 0)); then FAILED+=("$name (exit $status)"); fi
+}
+# share PERCENT: this mode's part of the budget, in seconds.
+share() { echo $((TOTAL * $1 / 100)); }
+seed_arg() { if [[ -n ${TORTURE_SEED:-} ]]; then echo "--seed=$((TORTURE_SEED + $1))"; fi; }
+qemu_mode() { # NAME PERCENT SEED-OFFSET [ARGS...]
+  local name=$1 pct=$2 off=$3
+  shift 3
+  run_mode "$name" python3 torture/qemu_torture.py --name "$name" --seconds "$(share "$pct")" \
+    --work "$WORK/$name" $(seed_arg "$off") "$@"
+}
+
+qemu_mode reset 30 1 --mode reset
+qemu_mode strict 25 2 --mode strict
+qemu_mode strict-subset 20 3 --mode strict-subset
+qemu_mode node-script 15 4 --mode node-script
+# The negative control: berth with synchronous writes off (the test-only BERTH_TEST_UNSAFE_NO_SYNC=1) must be
+# caught by the strict mode. It stops at its first violation and prints CONTROL, not SUMMARY.
+qemu_mode strict-nosync-control 10 5 --mode strict --unsafe-no-sync --expect-violations --tag CONTROL
+
+# other modes: each is a command that prints the same SUMMARY line and exits non-zero on a violation, e.g.
+#   run_mode kill-storm <kill storm command> --seconds "$(share 10)"
+#   run_mode fuzz <fuzzing command> --seconds "$(share 10)"
+
+echo
+echo "=== torture: summary ($(( $(date +%s) - START )) s, TORTURE_SECONDS=$TOTAL)"
+cat "$WORK"/*.out 2>/dev/null | grep -E '^(SUMMARY|CONTROL) ' || true
+violations=$(cat "$WORK"/*.out 2>/dev/null | sed -n 's/^SUMMARY .*violations=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+if ! grep -qE '^CONTROL .*violations=[1-9]' "$WORK/strict-nosync-control.out" 2>/dev/null; then
+  FAILED+=("negative control: strict mode did not catch berth without synchronous writes")
+fi
+if ((violations > 0)) || ((${#FAILED[@]} > 0)); then
+  echo "torture: FAILED: $violations violations${FAILED[*]:+; }${FAILED[*]}" >&2
+  exit 1
+fi
+echo "torture: passed, 0 violations; the negative control was caught"
