@@ -173,7 +173,7 @@ mkdir -p "$out"
   echo "Produced by \`make bench\`$( [[ $quick == 1 ]] && echo ' (BENCH_QUICK=1)' ) on $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r);"
   echo "$runs alternating runs per figure$( [[ " $sizes " == *" 60000 "* ]] && echo " ($big_runs with 60,000 leases)"). Whole processes, as a runtime calls them; berth fsyncs every change, host-local does not."
   echo
-  echo "## Where we stand against the targets of issue 8"
+  echo "## Where we stand against the targets"
   echo
   echo "| target | measured | |"
   echo "|---|---|---|"

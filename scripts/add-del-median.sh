@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # First figure for the plugin: wall time of one ADD plus one DEL, whole processes as a runtime calls them,
 # berth and Debian's host-local alternating (A B A B…) in one run so the machine's drift cancels.
-# Usage: scripts/add-del-median.sh [runs]   (the benchmark issue does this thoroughly: make bench)
+# Usage: scripts/add-del-median.sh [runs]   (make bench does this thoroughly)
 set -euo pipefail
 runs=${1:-200}
 berth=${BERTH:-artifacts/bin/berth}

@@ -342,7 +342,7 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--unsafe-no-sync", action="store_true",
-                    help="negative control: the guest runs berth with BERTH_TEST_UNSAFE_NO_SYNC=1")
+                    help="negative control: the guest runs the berth built without fsync (-p:BerthUnsafeNoSync=true)")
     ap.add_argument("--expect-violations", action="store_true",
                     help="negative control: succeed only if a violation is found (stops at the first, "
                          "ignores --seconds, at most 8 cuts)")

@@ -60,7 +60,7 @@ qemu_mode reset 30 1 --mode reset
 qemu_mode strict 25 2 --mode strict
 qemu_mode strict-subset 20 3 --mode strict-subset
 qemu_mode node-script 15 4 --mode node-script
-# The negative control: berth with synchronous writes off (the test-only BERTH_TEST_UNSAFE_NO_SYNC=1) must be
+# The negative control: berth with synchronous writes off (a build made with -p:BerthUnsafeNoSync=true) must be
 # caught by the strict mode. It stops at its first violation and prints CONTROL, not SUMMARY.
 qemu_mode strict-nosync-control 10 5 --mode strict --unsafe-no-sync --expect-violations --tag CONTROL
 

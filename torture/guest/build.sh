@@ -41,8 +41,18 @@ if [[ ! -f $KDIR/vmlinux || ! -f $KDIR/.done ]]; then
   touch "$KDIR/.done"
 fi
 
-# 2. The initramfs, when something it holds changed.
-INPUTS=("$BIN/berth" "$BIN/berth-agent" torture/guest/init torture/guest/storm.sh scripts/power-cut-node.sh "$KDIR/.done" "${BASH_SOURCE[0]}")
+# 2. The negative control's berth: the same source built without fsync (-p:BerthUnsafeNoSync=true), in its own
+# build directory so that it never mixes with the real build. The guest swaps it in only under berth.unsafe=1.
+UNSAFE_BIN=$OUT/unsafe-bin
+if [[ ! -f $UNSAFE_BIN/berth || $BIN/berth -nt $UNSAFE_BIN/berth ]]; then
+  echo "guest: building the negative control's berth (synchronous=OFF)"
+  dotnet publish src/CniIpam/CniIpam.csproj -c Release -o "$UNSAFE_BIN" --nologo -v quiet -p:DebugType=none \
+    -p:BerthUnsafeNoSync=true -p:ArtifactsPath="$PWD/artifacts/unsafe-build"
+  rm -f "$UNSAFE_BIN"/*.dbg
+fi
+
+# 3. The initramfs, when something it holds changed.
+INPUTS=("$BIN/berth" "$UNSAFE_BIN/berth" "$BIN/berth-agent" torture/guest/init torture/guest/storm.sh scripts/power-cut-node.sh "$KDIR/.done" "${BASH_SOURCE[0]}")
 fresh=1
 if [[ -f $INITRD ]]; then
   for f in "${INPUTS[@]}"; do [[ $f -nt $INITRD ]] && fresh=0; done
@@ -67,6 +77,7 @@ add_exe() { # SOURCE DEST
   done
 }
 add_exe "$BIN/berth" /opt/cni/bin/berth
+add_exe "$UNSAFE_BIN/berth" /opt/cni/bin/berth-unsafe
 add_exe "$BIN/berth-agent" /usr/bin/berth-agent
 add_exe "$(command -v ip)" /sbin/ip
 add_exe "$(command -v sqlite3)" /usr/bin/sqlite3

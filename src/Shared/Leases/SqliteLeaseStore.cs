@@ -66,12 +66,15 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     }
 
     /// <summary>
-    /// FULL, always, except under the test-only hook <c>BERTH_TEST_UNSAFE_NO_SYNC=1</c>: OFF, so that the
-    /// power-cut torture (torture/, docs/reliability.md) can show that it catches acknowledged writes lost
-    /// without fsync. Its negative control is the only user; never set it on a node.
+    /// FULL. OFF only in the build the power-cut torture's negative control makes (-p:BerthUnsafeNoSync=true,
+    /// torture/guest/build.sh), to show that the torture catches acknowledged writes lost without fsync; no
+    /// setting of a shipped berth can turn it off.
     /// </summary>
-    private static string Synchronous() =>
-        Environment.GetEnvironmentVariable("BERTH_TEST_UNSAFE_NO_SYNC") == "1" ? "OFF" : "FULL";
+#if BERTH_UNSAFE_NO_SYNC
+    private static string Synchronous() => "OFF";
+#else
+    private static string Synchronous() => "FULL";
+#endif
 
     private static void CreateFile(string path)
     {
