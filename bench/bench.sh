@@ -51,8 +51,10 @@ size() { stat -c %s "$1" | awk '{ printf "%.1f", $1 / 1048576 }'; }
 # host-local's files for N existing leases (10.77.0.2 upwards), and berth's store taken over from them.
 fill() { # n dir
   mkdir -p "$2/host-local/bench"
-  awk -v n="$1" -v d="$2/host-local/bench" 'BEGIN { for (i = 2; i < n + 2; i++) { f = sprintf("%s/10.77.%d.%d", d, int(i / 256), i % 256); printf "fill%d\r\neth0", i > f; close(f) }
-    if (n > 0) { printf "10.77.%d.%d", int((n + 1) / 256), (n + 1) % 256 > (d "/last_reserved_ip.0") } }'
+  # Past 65,534 (recover's 100,000) the addresses go on into 10.78.0.0/16: the import takes any address.
+  awk -v n="$1" -v d="$2/host-local/bench" 'function ip(i) { return sprintf("10.%d.%d.%d", 77 + int(i / 65536), int(i / 256) % 256, i % 256) }
+    BEGIN { for (i = 2; i < n + 2; i++) { f = d "/" ip(i); printf "fill%d\r\neth0", i > f; close(f) }
+    if (n > 0) { printf "%s", ip(n + 1) > (d "/last_reserved_ip.0") } }'
   "$agent" import-host-local --dir "$2/host-local" --store "$2/berth/berth.db" >/dev/null
   # Writing thousands of files leaves dirty pages behind; flushed now, they do not slow the fsyncs measured next.
   sync
