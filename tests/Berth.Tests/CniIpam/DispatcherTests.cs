@@ -242,5 +242,19 @@ public sealed class DispatcherTests : IDisposable
         Assert.Equal("1.1.0", Json(stdout).GetProperty("cniVersion").GetString());
     }
 
+    [Theory]
+    [InlineData("FROB", "0.4.0", "0.4.0")]
+    [InlineData("ADD ", "0.3.1", "0.3.1")]
+    [InlineData("del", "1.0.0", "1.0.0")]
+    [InlineData("FROB", "0.2.0", "1.1.0")]
+    public void An_unknown_command_is_answered_in_the_version_the_request_names_when_supported(string command, string requested, string answered)
+    {
+        var (exit, stdout, _) = Invoke(command, Config(requested));
+
+        Assert.Equal(1, exit);
+        Assert.Equal(4, Json(stdout).GetProperty("code").GetInt32());
+        Assert.Equal(answered, Json(stdout).GetProperty("cniVersion").GetString());
+    }
+
     public void Dispose() => _dir.Dispose();
 }
