@@ -143,9 +143,9 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
                 version = v.GetString()!;
             }
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            // No config or not JSON: VERSION is answered all the same.
+            // No config, not JSON, or a cniVersion that is not UTF-8: VERSION is answered all the same.
         }
         Results.WriteVersion(stdout, version);
         stdout.Flush();

@@ -23,6 +23,12 @@ public static class ConfigParser
     /// <summary>Parses stdin as a JSON object; error 6 when it is not one.</summary>
     public static JsonDocument ParseDocument(ReadOnlyMemory<byte> stdin)
     {
+        // The JSON reader checks the structure but not the bytes inside strings: text that is not UTF-8 would
+        // only fail later, as an internal error, where a value is read.
+        if (!System.Text.Unicode.Utf8.IsValid(stdin.Span))
+        {
+            throw new CniException(ErrorCodes.DecodingFailure, "stdin is not valid UTF-8: the runtime must pass the network config as JSON text");
+        }
         JsonDocument doc;
         try
         {

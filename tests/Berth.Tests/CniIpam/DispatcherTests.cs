@@ -256,5 +256,31 @@ public sealed class DispatcherTests : IDisposable
         Assert.Equal(answered, Json(stdout).GetProperty("cniVersion").GetString());
     }
 
+    [Theory]
+    [InlineData("ADD", 6)]
+    [InlineData("DEL", 6)]
+    [InlineData("VERSION", 0)]
+    public void Bytes_that_are_not_utf8_inside_a_json_string_are_error_6_not_an_internal_error(string command, int code)
+    {
+        // Well-formed JSON whose network name holds the bytes FF FE: the reader accepts them, a value read does not.
+        var config = Encoding.UTF8.GetBytes(Config("0.4.0").Replace("\"net1\"", "\"n\uFFFF\"", StringComparison.Ordinal));
+        var at = Array.IndexOf(config, (byte)0xEF);
+        byte[] bytes = [.. config[..at], 0xFF, 0xFE, .. config[(at + 3)..]];
+        var stdout = new StringWriter();
+        var env = new Dictionary<string, string?> { ["CNI_COMMAND"] = command, ["CNI_CONTAINERID"] = "c1", ["CNI_IFNAME"] = "eth0", ["CNI_NETNS"] = "/var/run/netns/p1" };
+
+        var exit = new Dispatcher(k => env.GetValueOrDefault(k), new MemoryStream(bytes), stdout, new StringWriter(),
+            new PluginServices(_clock, _netns, TimeProvider.System)).Run();
+
+        if (code == 0)
+        {
+            Assert.Equal(0, exit);
+            return;
+        }
+        Assert.Equal(1, exit);
+        Assert.Equal(code, Json(stdout.ToString()).GetProperty("code").GetInt32());
+        Assert.False(Directory.Exists(DataDir));
+    }
+
     public void Dispose() => _dir.Dispose();
 }
