@@ -52,6 +52,42 @@ public sealed class DamagedStoreTests : IDisposable
     }
 
     [Fact]
+    public void An_empty_store_file_beside_a_write_ahead_log_is_error_5_and_the_log_is_kept()
+    {
+        for (var i = 0; i < 5; i++) Assert.Equal(0, Add($"c{i}").ExitCode);
+        var wal = File.ReadAllBytes(Store + "-wal");
+        Assert.NotEmpty(wal);
+        File.WriteAllBytes(Store, []);
+        File.Delete(Store + "-shm");
+
+        var add = Add();
+        var check = PluginRun.Run(Repo.Plugin, "CHECK", Config, "c1", netns: "/var/run/netns/x");
+
+        foreach (var result in new[] { add, check })
+        {
+            Assert.True(result.ExitCode == 1, result.ToString());
+            Assert.Equal(5, result.Json.GetProperty("code").GetInt32());
+            Assert.Contains(Store, result.Json.GetProperty("msg").GetString());
+            Assert.Contains("will not reset it", result.Json.GetProperty("msg").GetString());
+        }
+        Assert.Empty(File.ReadAllBytes(Store));
+        Assert.Equal(wal, File.ReadAllBytes(Store + "-wal"));
+    }
+
+    [Fact]
+    public void An_empty_store_file_without_a_log_is_a_new_store()
+    {
+        // What a plugin killed between creating the file and SQLite's first write leaves behind.
+        Directory.CreateDirectory(DataDir);
+        File.WriteAllBytes(Store, []);
+
+        var add = Add();
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Equal(["c-new"], SqliteCli.Column(Store, "SELECT container_id FROM leases"));
+    }
+
+    [Fact]
     public void A_data_dir_that_is_a_file_is_error_5_and_the_file_is_left_alone()
     {
         File.WriteAllText(DataDir, "not a directory");
