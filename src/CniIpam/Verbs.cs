@@ -82,8 +82,30 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     private SqliteLeaseStore? Open(IpamConfig config, bool create)
     {
-        if (!create && !File.Exists(config.StorePath)) return null;
+        if (!create && !File.Exists(config.StorePath))
+        {
+            // Nothing leased yet, unless the path can never hold a store: that is a broken config, not "nothing to do".
+            RefuseUnusablePath(config.StorePath);
+            return null;
+        }
         return SqliteLeaseStore.Open(config.StorePath, new StoreOptions(services.BootClock, services.Time));
+    }
+
+    private static void RefuseUnusablePath(string storePath)
+    {
+        if (Directory.Exists(storePath))
+        {
+            throw new CniException(ErrorCodes.IoFailure, $"store {storePath} cannot be used: it is a directory; move it aside or fix ipam.dataDir");
+        }
+        // The nearest existing ancestor of the data directory must be a directory, or no store can ever be made there.
+        for (var dir = Path.GetDirectoryName(storePath); !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+        {
+            if (Directory.Exists(dir)) return;
+            if (File.Exists(dir))
+            {
+                throw new CniException(ErrorCodes.IoFailure, $"store {storePath} cannot be used: {dir} is a file, not a directory; fix ipam.dataDir or move the file aside");
+            }
+        }
     }
 
     private static Dns ReadDns(IpamConfig config)

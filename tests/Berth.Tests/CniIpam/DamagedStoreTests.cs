@@ -102,6 +102,44 @@ public sealed class DamagedStoreTests : IDisposable
         Assert.Equal("not a directory", File.ReadAllText(DataDir));
     }
 
+    [Theory]
+    [InlineData("DEL", "")]
+    [InlineData("DEL", "/below")]
+    [InlineData("CHECK", "")]
+    public void A_data_dir_that_is_a_file_fails_every_verb_with_5_not_only_add(string command, string below)
+    {
+        File.WriteAllText(DataDir, "not a directory");
+        var config = Configs.Json("""[[{"subnet":"10.71.0.0/24"}]]""", DataDir + below);
+
+        var result = PluginRun.Run(Repo.Plugin, command, config, "c1", netns: "/var/run/netns/x");
+
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Equal(5, result.Json.GetProperty("code").GetInt32());
+        Assert.Contains($"{DataDir} is a file", result.Json.GetProperty("msg").GetString());
+        Assert.Equal("not a directory", File.ReadAllText(DataDir));
+    }
+
+    [Fact]
+    public void A_store_that_is_a_directory_fails_del_with_5()
+    {
+        Directory.CreateDirectory(Store);
+
+        var result = PluginRun.Run(Repo.Plugin, "DEL", Config, "c1");
+
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Equal(5, result.Json.GetProperty("code").GetInt32());
+        Assert.Contains(Store, result.Json.GetProperty("msg").GetString());
+    }
+
+    [Fact]
+    public void Del_without_a_store_yet_succeeds_and_creates_nothing()
+    {
+        var result = PluginRun.Run(Repo.Plugin, "DEL", Config, "c1");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.False(Directory.Exists(DataDir));
+    }
+
     [Fact]
     public void An_unreadable_boot_id_is_error_4_in_words_and_creates_no_store()
     {
