@@ -108,14 +108,20 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         }
     }
 
+    private const int MaxResolvConfBytes = 65536;
+
     private static Dns ReadDns(IpamConfig config)
     {
         if (config.ResolvConf is null) return Dns.None;
         try
         {
-            var info = new FileInfo(config.ResolvConf);
-            if (info.Exists && info.Length > 65536) throw new IOException("larger than 64 KiB");
-            return Dns.ParseResolvConf(File.ReadAllText(config.ResolvConf));
+            // Read at most one byte past the limit: a size from stat says nothing of /dev/zero or a file still growing.
+            using var stream = new FileStream(config.ResolvConf, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
+            var buffer = new byte[MaxResolvConfBytes + 1];
+            int total = 0, read;
+            while (total < buffer.Length && (read = stream.Read(buffer, total, buffer.Length - total)) > 0) total += read;
+            if (total > MaxResolvConfBytes) throw new IOException("larger than 64 KiB");
+            return Dns.ParseResolvConf(System.Text.Encoding.UTF8.GetString(buffer, 0, total).TrimStart('\uFEFF'));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {

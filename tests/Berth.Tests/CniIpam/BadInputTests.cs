@@ -105,6 +105,21 @@ public sealed class BadInputTests : IDisposable
         Assert.Equal(before, Snapshot());
     }
 
+    [Theory]
+    [InlineData("/dev/zero")]
+    [InlineData("/dev/urandom")]
+    public void A_resolv_conf_that_never_ends_is_error_7_not_a_hang(string resolvConf)
+    {
+        var config = $$$"""{"cniVersion":"1.0.0","name":"net1","type":"bridge","ipam":{"type":"berth","dataDir":"{{{DataDir}}}","resolvConf":"{{{resolvConf}}}","ranges":{{{Ranges}}}}}""";
+        var before = Snapshot();
+
+        var result = PluginRun.Run(Repo.Plugin, "ADD", config, "c1", netns: "/var/run/netns/x", timeout: TimeSpan.FromSeconds(20));
+
+        AssertCniError(result, 7, resolvConf);
+        Assert.Contains("larger than 64 KiB", result.Json.GetProperty("msg").GetString());
+        Assert.Equal(before, Snapshot());
+    }
+
     [Fact]
     public void Missing_environment_is_error_4_naming_the_variable()
     {
