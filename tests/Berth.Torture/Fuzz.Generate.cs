@@ -27,12 +27,14 @@ internal sealed class CaseGenerator(Random random, Sandbox sandbox)
     {
         for (var attempt = 0; ; attempt++)
         {
+            // A third of the cases change nothing after generation, so that many get past validation to the store.
+            var clean = Chance(0.35);
             var command = Chance(0.02) ? Pick(["add", "FROB", "", "ADD ", "VERSION\n", "DEL\0"]) : Pick(Commands);
             var container = Pick(sandbox.Containers);
             var config = Config(out var description);
-            for (var m = random.Next(4); m > 0; m--) description += " " + MutateTree(config);
+            for (var m = clean ? 0 : random.Next(0, 4); m > 0; m--) description += " " + MutateTree(config);
             var stdin = Encoding.UTF8.GetBytes(config.ToJsonString());
-            if (Chance(0.25)) description += " " + MutateBytes(ref stdin);
+            if (!clean && Chance(0.3)) description += " " + MutateBytes(ref stdin);
             if (!sandbox.IsSafe(stdin)) continue;
             var env = new Dictionary<string, byte[]>
             {
@@ -41,12 +43,12 @@ internal sealed class CaseGenerator(Random random, Sandbox sandbox)
                 ["CNI_CONTAINERID"] = Encoding.UTF8.GetBytes(container),
                 ["CNI_NETNS"] = Encoding.UTF8.GetBytes(Pick(["/var/run/netns/fuzz-none", "/proc/self/ns/net", "/proc/1/ns/net", sandbox.AFile])),
                 ["CNI_IFNAME"] = Encoding.UTF8.GetBytes(Pick(["eth0", "eth0", "net1", "e"])),
-                ["CNI_ARGS"] = Encoding.UTF8.GetBytes(CniArgs()),
+                ["CNI_ARGS"] = Encoding.UTF8.GetBytes(clean ? "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p" : CniArgs()),
                 ["CNI_PATH"] = "/opt/cni/bin:/usr/lib/cni"u8.ToArray(),
             };
             foreach (var name in env.Keys.Where(k => k != "PATH").ToList())
             {
-                if (!Chance(0.12)) continue;
+                if (clean || !Chance(0.1)) continue;
                 var (value, what) = OddValue();
                 if (value is null) env.Remove(name);
                 else env[name] = value;
@@ -101,6 +103,13 @@ internal sealed class CaseGenerator(Random random, Sandbox sandbox)
     private JsonObject Range(int family, out string text)
     {
         var range = new JsonObject();
+        if (Chance(0.5))
+        {
+            // A range host-local takes as it is, so that half the configs get as far as the store.
+            text = family == 4 ? $"10.{90 + random.Next(3)}.{random.Next(2)}.0/{Pick(new[] { 24, 28 })}" : $"fd9{random.Next(3)}::/{Pick(new[] { 120, 124 })}";
+            range["subnet"] = text;
+            return range;
+        }
         if (family == 4)
         {
             var prefix = Pick(new[] { 24, 28, 29, 30, 31, 32, 16, 8 });
@@ -124,7 +133,7 @@ internal sealed class CaseGenerator(Random random, Sandbox sandbox)
 
     private JsonObject Config(out string description)
     {
-        var version = Chance(0.9) ? Pick(Versions) : Pick(["0.2.0", "0.1.0", "1.1", "2.0.0", "", "1.0.0 "]);
+        var version = Chance(0.95) ? Pick(Versions) : Pick(["0.2.0", "0.1.0", "1.1", "2.0.0", "", "1.0.0 "]);
         var ipam = new JsonObject { ["type"] = "berth" };
         var sets = new JsonArray();
         var setCount = Pick(new[] { 1, 1, 1, 2, 2, 3 });
@@ -154,7 +163,7 @@ internal sealed class CaseGenerator(Random random, Sandbox sandbox)
             if (Chance(0.3)) routes.Add(new JsonObject { ["dst"] = "::/0", ["mtu"] = 1400, ["advmss"] = 1360, ["priority"] = 5, ["table"] = 100, ["scope"] = 0 });
             ipam["routes"] = routes;
         }
-        if (Chance(0.1)) ipam["resolvConf"] = Pick(sandbox.ResolvConfs);
+        if (Chance(0.25)) ipam["resolvConf"] = Pick(sandbox.ResolvConfs);
         ipam["dataDir"] = Pick(sandbox.DataDirs);
         var root = new JsonObject
         {

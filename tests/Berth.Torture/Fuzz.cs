@@ -4,7 +4,11 @@ using System.Text.Json;
 
 namespace Berth.Torture;
 
-public sealed record FuzzOptions(int Seconds, int Seed, int? MaxCases = null, TextWriter? Log = null);
+public sealed record FuzzOptions(int Seconds, int Seed, int? MaxCases = null, TextWriter? Log = null)
+{
+    /// <summary>The plugin to run instead of artifacts/bin/berth (a negative control runs a broken one).</summary>
+    public string? Plugin { get; init; }
+}
 
 /// <summary>The files and paths a fuzz run may touch, all under one temporary directory.</summary>
 internal sealed class Sandbox
@@ -124,7 +128,7 @@ internal sealed class Sandbox
 public sealed class Fuzzer(FuzzOptions options)
 {
     internal static readonly string[] SupportedVersions = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(10);
     private readonly TextWriter _log = options.Log ?? Console.Out;
     private readonly Sandbox _sandbox = new();
     private Report _report = null!;
@@ -177,9 +181,9 @@ public sealed class Fuzzer(FuzzOptions options)
         }
     }
 
-    private static ExecResult Run(IReadOnlyDictionary<string, byte[]> env, byte[] stdin)
+    private ExecResult Run(IReadOnlyDictionary<string, byte[]> env, byte[] stdin)
     {
-        using var child = Child.Start(Binaries.Plugin, [], env, stdin);
+        using var child = Child.Start(options.Plugin ?? Binaries.Plugin, [], env, stdin);
         return child.Wait(RunTimeout);
     }
 
@@ -189,8 +193,27 @@ public sealed class Fuzzer(FuzzOptions options)
         var result = Run(c.Environment, c.Stdin);
         var problems = Judge(c.Command, c.RequestVersion, result, out var succeeded);
         if (succeeded) _report.Acked++;
-        else problems.AddRange(StoreReader.Diff(before, StoreReader.Snapshot(_sandbox.Stores)).Select(d => "store changed on error: " + d));
+        else problems.AddRange(ChangesOnError(before, StoreReader.Snapshot(_sandbox.Stores)));
         if (problems.Count > 0) _report.Violation($"{string.Join("; ", problems)}\n  seed {options.Seed} {c.Reproduction}\n  {result}");
+    }
+
+    /// <summary>
+    /// What a failed run changed. Byte for byte for the stores that existed; a store the run created (an ADD
+    /// that failed after opening, for one) must hold no rows: no lease, no history, no cursor, no network.
+    /// </summary>
+    private static IEnumerable<string> ChangesOnError(Dictionary<string, byte[]> before, Dictionary<string, byte[]> after)
+    {
+        var created = after.Keys.Where(f => !before.ContainsKey(f) && f.EndsWith("/berth.db", StringComparison.Ordinal)).ToList();
+        foreach (var db in created)
+        {
+            var rows = StoreReader.TryQuery(db, "SELECT (SELECT count(*) FROM leases) + (SELECT count(*) FROM history) + (SELECT count(*) FROM cursors) + (SELECT count(*) FROM networks) AS n", out var error);
+            if (rows is null) yield return $"a failed run created {db}, which sqlite3 cannot read: {error}";
+            else if (rows[0]["n"] != "0") yield return $"a failed run created {db} holding {rows[0]["n"]} rows";
+        }
+        foreach (var change in StoreReader.Diff(before, after).Where(d => !created.Any(db => d.StartsWith(db + " ", StringComparison.Ordinal) || d.StartsWith(db + "-wal ", StringComparison.Ordinal))))
+        {
+            yield return "store changed on error: " + change;
+        }
     }
 
     /// <summary>The protocol checks every run must pass; <paramref name="succeeded"/> is exit 0.</summary>
@@ -289,6 +312,22 @@ public sealed class Fuzzer(FuzzOptions options)
         "wal-garbage", "wal-flip", "wal-truncated", "shm-garbage", "all-garbage",
     ];
 
+    private static int? ErrorCode(ExecResult result)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(result.Stdout);
+            return doc.RootElement.GetProperty("code").GetInt32();
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Words of the advice an error 5 gives (README: "the message names the file").</summary>
+    private static readonly string[] WhatToDo = ["will not reset", "berth-agent check", "restore", "install the newer berth", "free space", "permissions"];
+
     private void DamageCase(int index, Random random)
     {
         var damage = Damages[random.Next(Damages.Length)];
@@ -370,7 +409,14 @@ public sealed class Fuzzer(FuzzOptions options)
         var before = StoreReader.Snapshot(dir);
         var result = Run(Env(op.Item1, op.Item2), Encoding.UTF8.GetBytes(DamageConfig(dir)));
         var problems = Judge(op.Item1, "1.0.0", result, out var succeeded);
-        if (succeeded)
+        if (damage == "zero-bytes")
+        {
+            // A zero-byte file without a WAL is a new store (README): ADD and DEL work, CHECK finds no lease.
+            var code = succeeded ? 0 : ErrorCode(result);
+            if (code != (op.Item1 == "CHECK" ? 3 : 0)) problems.Add($"a zero-byte store is not taken as a new one: {op.Item1} answered {code}");
+            if (succeeded) _report.Acked++;
+        }
+        else if (succeeded)
         {
             _report.Acked++;
             // Worked: then nothing it held may be gone. What only a damaged WAL held SQLite cannot tell from a torn write.
@@ -390,7 +436,7 @@ public sealed class Fuzzer(FuzzOptions options)
             var msg = doc.RootElement.GetProperty("msg").GetString()!;
             if (code != 5) problems.Add($"error {code}, not 5, for a damaged store");
             else if (!msg.Contains(db, StringComparison.Ordinal)) problems.Add("error 5 does not name the store file");
-            else if (!msg.Contains("will not reset", StringComparison.Ordinal) && !msg.Contains("check", StringComparison.Ordinal)) problems.Add("error 5 does not say what to do");
+            else if (!WhatToDo.Any(w => msg.Contains(w, StringComparison.Ordinal))) problems.Add("error 5 does not say what to do");
             problems.AddRange(StoreReader.Diff(before, StoreReader.Snapshot(dir)).Select(d => "store changed on error: " + d));
         }
         if (problems.Count > 0) _report.Violation($"{string.Join("; ", problems)}\n  {what}\n  {result}");

@@ -5,7 +5,11 @@ using System.Text.Json;
 namespace Berth.Torture;
 
 public sealed record KillStormOptions(int Seconds, int Seed, int Workers = 6, int ContainersPerWorker = 8, double KillChance = 0.35,
-    int MaxKillDelayMs = 25, int RoundSeconds = 5, TextWriter? Log = null);
+    int MaxKillDelayMs = 25, int RoundSeconds = 5, TextWriter? Log = null)
+{
+    /// <summary>Runs on the store between a round and its checks; a negative control uses it to break an invariant.</summary>
+    public Action<string>? BeforeCheck { get; init; }
+}
 
 /// <summary>
 /// Thousands of ADD and DEL processes of the published plugin against real network namespaces, SIGKILLed at
@@ -81,10 +85,13 @@ public sealed class KillStorm(KillStormOptions options)
                 round++;
                 var roundLength = TimeSpan.FromSeconds(Math.Min(options.RoundSeconds, Math.Max(1, options.Seconds - deadline.Elapsed.TotalSeconds)));
                 RunRound(round, roundLength, containers, random.Next(), report);
+                options.BeforeCheck?.Invoke(Store);
                 Check(round, containers.SelectMany(c => c).ToList(), report);
                 _log.WriteLine($"killstorm: round {round} done at {deadline.Elapsed.TotalSeconds:F0} s: {report.Cycles} operations, {report.Acked} acknowledged, {report.Cuts} kills, {report.Violations.Count} violations");
             }
             AfterTheStorm(report);
+            var releases = StoreReader.Query(Store, "SELECT reason, count(*) AS n FROM history WHERE action = 'release' GROUP BY reason ORDER BY reason");
+            _log.WriteLine($"killstorm: releases in the history: {string.Join(", ", releases.Select(r => $"{r["reason"]} {r["n"]}"))}");
             _log.WriteLine($"killstorm: {deadline.Elapsed.TotalSeconds:F0} s, seed {options.Seed}");
         }
         finally
