@@ -18,9 +18,15 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         var who = new Attachment(config.Network, request.ContainerId, request.IfName, request.Netns, services.Netns.Inode(request.Netns),
             request.Args.PodNamespace, request.Args.PodName, request.Args.PodUid);
         using var store = Open(config, create: true)!;
-        var leases = store.Write(tx => Allocator(tx).Allocate(config, who));
-        // Committed with synchronous=FULL: the result below describes leases already on disk.
-        Results.WriteAdd(stdout, config, leases, dns);
+        // The result is made inside the transaction, so that a failure to make it rolls the leases back; it is
+        // printed once committed with synchronous=FULL, describing leases already on disk.
+        var result = store.Write(tx =>
+        {
+            var text = new StringWriter();
+            Results.WriteAdd(text, config, Allocator(tx).Allocate(config, who), dns);
+            return text.ToString();
+        });
+        stdout.Write(result);
     }
 
     public void Del(Request request)

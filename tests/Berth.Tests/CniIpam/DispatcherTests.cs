@@ -282,5 +282,18 @@ public sealed class DispatcherTests : IDisposable
         Assert.False(Directory.Exists(DataDir));
     }
 
+    [Fact]
+    public void A_repeated_add_after_the_network_lost_a_range_set_returns_what_the_container_holds()
+    {
+        // Leased in range sets 0 and 1; the config then keeps only the second set, which becomes set 0.
+        var first = Invoke("ADD", Config(ranges: """[[{"subnet":"10.1.0.0/24"}],[{"subnet":"10.2.0.0/24"}]]"""));
+        Assert.Equal(0, first.Exit);
+
+        var (exit, stdout, _) = Invoke("ADD", Config(ranges: """[[{"subnet":"10.2.0.0/24"}]]"""));
+
+        Assert.True(exit == 0, stdout);
+        Assert.Equal("10.2.0.2/24", Json(stdout).GetProperty("ips")[0].GetProperty("address").GetString());
+    }
+
     public void Dispose() => _dir.Dispose();
 }
