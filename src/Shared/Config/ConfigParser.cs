@@ -43,7 +43,48 @@ public static class ConfigParser
             doc.Dispose();
             throw new CniException(ErrorCodes.DecodingFailure, "stdin is not a JSON object: the runtime must pass the network config");
         }
+        if (!IsText(doc.RootElement))
+        {
+            doc.Dispose();
+            throw new CniException(ErrorCodes.DecodingFailure, "stdin holds a string that is not Unicode text (an unpaired \\uD800-\\uDFFF escape): the runtime must pass the network config");
+        }
         return doc;
+    }
+
+    /// <summary>
+    /// Whether every key and string value decodes: JSON allows an escaped lone surrogate ("\uD800") that .NET
+    /// refuses only when the string is read, which would otherwise surface as an internal error.
+    /// </summary>
+    private static bool IsText(JsonElement element)
+    {
+        try
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var p in element.EnumerateObject())
+                    {
+                        _ = p.Name;
+                        if (!IsText(p.Value)) return false;
+                    }
+                    return true;
+                case JsonValueKind.Array:
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        if (!IsText(item)) return false;
+                    }
+                    return true;
+                case JsonValueKind.String:
+                    _ = element.GetString();
+                    return true;
+                default:
+                    return true;
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Checks a network name as the CNI library does: a letter or digit, then letters, digits, _ . -</summary>

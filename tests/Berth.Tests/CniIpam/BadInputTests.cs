@@ -30,6 +30,8 @@ public sealed class BadInputTests : IDisposable
         { "invalid JSON", "ADD", "c1", "eth0", "{\"cniVersion\":", 6 },
         { "JSON that is not an object", "ADD", "c1", "eth0", "[1,2,3]", 6 },
         { "empty stdin", "ADD", "c1", "eth0", "", 6 },
+        { "an unpaired surrogate escape in the name", "ADD", "c1", "eth0", Configs.Json(Ranges, "DATA", name: "n\\ud800et"), 6 },
+        { "an unpaired surrogate escape in a key", "DEL", "c1", "eth0", Configs.Json(Ranges, "DATA", extra: ",\"\\udc00\":1"), 6 },
         { "invalid CIDR", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"10.70.0.0/33"}]]""", "DATA"), 7 },
         { "subnet with host bits", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"10.70.0.1/29"}]]""", "DATA"), 7 },
         { "not an address", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"ten/8"}]]""", "DATA"), 7 },
