@@ -20,7 +20,7 @@ public sealed class DamagedStoreTests : IDisposable
         Assert.True(new FileInfo(Store).Length > 4096);
     }
 
-    public static TheoryData<string> Damages => ["garbage", "truncated to one page", "truncated mid-header", "zeroed pages", "unknown schema format in the header"];
+    public static TheoryData<string> Damages => ["garbage", "truncated to one page", "truncated mid-header", "zeroed pages", "unknown schema format in the header", "negative schema version in the header"];
 
     [Theory]
     [MemberData(nameof(Damages))]
@@ -35,6 +35,8 @@ public sealed class DamagedStoreTests : IDisposable
             case "truncated mid-header": bytes = bytes[..50]; break;
             // Bytes 44-47: the schema format number, 1 to 4; SQLite says "unsupported file format" for others.
             case "unknown schema format in the header": bytes[47] = 9; break;
+            // Bytes 60-63: user_version, berth's schema version, big-endian.
+            case "negative schema version in the header": bytes[60] |= 0x80; break;
             default: Array.Clear(bytes, 4096, bytes.Length - 4096); break;
         }
         File.WriteAllBytes(Store, bytes);
