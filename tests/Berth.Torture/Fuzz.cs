@@ -8,6 +8,9 @@ public sealed record FuzzOptions(int Seconds, int Seed, int? MaxCases = null, Te
 {
     /// <summary>The plugin to run instead of artifacts/bin/berth (a negative control runs a broken one).</summary>
     public string? Plugin { get; init; }
+
+    /// <summary>Keep the sandbox for inspection when there are violations (the test suite's negative controls do not).</summary>
+    public bool KeepOnViolation { get; init; } = true;
 }
 
 /// <summary>The files and paths a fuzz run may touch, all under one temporary directory.</summary>
@@ -164,7 +167,7 @@ public sealed class Fuzzer(FuzzOptions options)
         }
         Integrity();
         _log.WriteLine($"fuzz: {_report.Cycles} cases ({inputs} inputs, {damaged} damaged stores) in {clock.Elapsed.TotalSeconds:F0} s, {_report.Acked} succeeded, seed {options.Seed}");
-        if (_report.Violations.Count == 0) Directory.Delete(_sandbox.Root, recursive: true);
+        if (_report.Violations.Count == 0 || !options.KeepOnViolation) Directory.Delete(_sandbox.Root, recursive: true);
         else _log.WriteLine($"fuzz: sandbox kept for inspection in {_sandbox.Root}");
         return _report;
     }

@@ -9,6 +9,9 @@ public sealed record KillStormOptions(int Seconds, int Seed, int Workers = 6, in
 {
     /// <summary>Runs on the store between a round and its checks; a negative control uses it to break an invariant.</summary>
     public Action<string>? BeforeCheck { get; init; }
+
+    /// <summary>Keep the store for inspection when there are violations (the test suite's negative controls do not).</summary>
+    public bool KeepOnViolation { get; init; } = true;
 }
 
 /// <summary>
@@ -97,7 +100,7 @@ public sealed class KillStorm(KillStormOptions options)
         finally
         {
             foreach (var n in namespaces) Child.Run("ip", "netns", "delete", n);
-            if (report.Violations.Count == 0) Directory.Delete(_dir, recursive: true);
+            if (report.Violations.Count == 0 || !options.KeepOnViolation) Directory.Delete(_dir, recursive: true);
             else _log.WriteLine($"killstorm: store kept for inspection in {_dir}");
         }
         return report;
