@@ -56,17 +56,18 @@ qemu_mode() { # NAME PERCENT SEED-OFFSET [ARGS...]
     --work "$WORK/$name" $(seed_arg "$off") "$@"
 }
 
-qemu_mode reset 30 1 --mode reset
-qemu_mode strict 25 2 --mode strict
-qemu_mode strict-subset 20 3 --mode strict-subset
-qemu_mode node-script 15 4 --mode node-script
+qemu_mode reset 25 1 --mode reset
+qemu_mode strict 20 2 --mode strict
+qemu_mode strict-subset 15 3 --mode strict-subset
+qemu_mode node-script 10 4 --mode node-script
 # The negative control: berth with synchronous writes off (a build made with -p:BerthUnsafeNoSync=true) must be
 # caught by the strict mode. It stops at its first violation and prints CONTROL, not SUMMARY.
 qemu_mode strict-nosync-control 10 5 --mode strict --unsafe-no-sync --expect-violations --tag CONTROL
 
-# other modes: each is a command that prints the same SUMMARY line and exits non-zero on a violation, e.g.
-#   run_mode kill-storm <kill storm command> --seconds "$(share 10)"
-#   run_mode fuzz <fuzzing command> --seconds "$(share 10)"
+# On the host: SIGKILL storms with a concurrent reconcile, and fuzzing of the plugin's input and of damaged stores.
+host_seed() { if [[ -n ${TORTURE_SEED:-} ]]; then echo "--seed $((TORTURE_SEED + $1))"; fi; }
+run_mode killstorm bash torture/killstorm.sh --seconds "$(share 10)" $(host_seed 6)
+run_mode fuzz bash torture/fuzz.sh --seconds "$(share 10)" $(host_seed 7)
 
 echo
 echo "=== torture: summary ($(( $(date +%s) - START )) s, TORTURE_SECONDS=$TOTAL)"

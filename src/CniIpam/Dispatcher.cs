@@ -29,6 +29,8 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
             }
             var input = ReadStdin();
             if (command == "VERSION") return Version(input);
+            // Every error from here on speaks the request's version when stdin names a supported one.
+            version = ReadableVersion(input) ?? version;
             if (command is not ("ADD" or "DEL" or "CHECK" or "GC" or "STATUS"))
             {
                 throw new CniException(ErrorCodes.InvalidEnvironment, $"unknown CNI_COMMAND \"{ConfigParser.Clip(command)}\": expected ADD, DEL, CHECK, GC, STATUS or VERSION");
@@ -113,6 +115,21 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
         return buffer.ToArray();
     }
 
+    /// <summary>The supported cniVersion stdin names, or null when it names none or cannot be read; never throws.</summary>
+    private static string? ReadableVersion(byte[] input)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(input, new JsonDocumentOptions { MaxDepth = 32 });
+            return document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("cniVersion", out var v)
+                && v.ValueKind == JsonValueKind.String && CniVersion.IsSupported(v.GetString()) ? v.GetString() : null;
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>VERSION answers even without a config; the result's cniVersion echoes a supported request.</summary>
     private int Version(byte[] input)
     {
@@ -126,9 +143,9 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
                 version = v.GetString()!;
             }
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            // No config or not JSON: VERSION is answered all the same.
+            // No config, not JSON, or a cniVersion that is not UTF-8: VERSION is answered all the same.
         }
         Results.WriteVersion(stdout, version);
         stdout.Flush();

@@ -23,7 +23,8 @@ internal static class Results
             w.WriteStartArray("ips");
             foreach (var lease in leases)
             {
-                var range = config.RangeSets[lease.RangeSet].RangeFor(lease.Address)
+                // A lease made under an earlier config may carry a range set index the current config no longer has.
+                var range = config.RangeSets.ElementAtOrDefault(lease.RangeSet)?.RangeFor(lease.Address)
                     ?? config.RangeSets.Select(s => s.RangeFor(lease.Address)).First(r => r is not null)!;
                 w.WriteStartObject();
                 if (CniVersion.HasIpVersionField(config.CniVersion))

@@ -18,9 +18,15 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         var who = new Attachment(config.Network, request.ContainerId, request.IfName, request.Netns, services.Netns.Inode(request.Netns),
             request.Args.PodNamespace, request.Args.PodName, request.Args.PodUid);
         using var store = Open(config, create: true)!;
-        var leases = store.Write(tx => Allocator(tx).Allocate(config, who));
-        // Committed with synchronous=FULL: the result below describes leases already on disk.
-        Results.WriteAdd(stdout, config, leases, dns);
+        // The result is made inside the transaction, so that a failure to make it rolls the leases back; it is
+        // printed once committed with synchronous=FULL, describing leases already on disk.
+        var result = store.Write(tx =>
+        {
+            var text = new StringWriter();
+            Results.WriteAdd(text, config, Allocator(tx).Allocate(config, who), dns);
+            return text.ToString();
+        });
+        stdout.Write(result);
     }
 
     public void Del(Request request)
@@ -82,18 +88,46 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     private SqliteLeaseStore? Open(IpamConfig config, bool create)
     {
-        if (!create && !File.Exists(config.StorePath)) return null;
+        if (!create && !File.Exists(config.StorePath))
+        {
+            // Nothing leased yet, unless the path can never hold a store: that is a broken config, not "nothing to do".
+            RefuseUnusablePath(config.StorePath);
+            return null;
+        }
         return SqliteLeaseStore.Open(config.StorePath, new StoreOptions(services.BootClock, services.Time));
     }
+
+    private static void RefuseUnusablePath(string storePath)
+    {
+        if (Directory.Exists(storePath))
+        {
+            throw new CniException(ErrorCodes.IoFailure, $"store {storePath} cannot be used: it is a directory; move it aside or fix ipam.dataDir");
+        }
+        // The nearest existing ancestor of the data directory must be a directory, or no store can ever be made there.
+        for (var dir = Path.GetDirectoryName(storePath); !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+        {
+            if (Directory.Exists(dir)) return;
+            if (File.Exists(dir))
+            {
+                throw new CniException(ErrorCodes.IoFailure, $"store {storePath} cannot be used: {dir} is a file, not a directory; fix ipam.dataDir or move the file aside");
+            }
+        }
+    }
+
+    private const int MaxResolvConfBytes = 65536;
 
     private static Dns ReadDns(IpamConfig config)
     {
         if (config.ResolvConf is null) return Dns.None;
         try
         {
-            var info = new FileInfo(config.ResolvConf);
-            if (info.Exists && info.Length > 65536) throw new IOException("larger than 64 KiB");
-            return Dns.ParseResolvConf(File.ReadAllText(config.ResolvConf));
+            // Read at most one byte past the limit: a size from stat says nothing of /dev/zero or a file still growing.
+            using var stream = new FileStream(config.ResolvConf, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
+            var buffer = new byte[MaxResolvConfBytes + 1];
+            int total = 0, read;
+            while (total < buffer.Length && (read = stream.Read(buffer, total, buffer.Length - total)) > 0) total += read;
+            if (total > MaxResolvConfBytes) throw new IOException("larger than 64 KiB");
+            return Dns.ParseResolvConf(System.Text.Encoding.UTF8.GetString(buffer, 0, total).TrimStart('\uFEFF'));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {

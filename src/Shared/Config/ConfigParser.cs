@@ -23,6 +23,12 @@ public static class ConfigParser
     /// <summary>Parses stdin as a JSON object; error 6 when it is not one.</summary>
     public static JsonDocument ParseDocument(ReadOnlyMemory<byte> stdin)
     {
+        // The JSON reader checks the structure but not the bytes inside strings: text that is not UTF-8 would
+        // only fail later, as an internal error, where a value is read.
+        if (!System.Text.Unicode.Utf8.IsValid(stdin.Span))
+        {
+            throw new CniException(ErrorCodes.DecodingFailure, "stdin is not valid UTF-8: the runtime must pass the network config as JSON text");
+        }
         JsonDocument doc;
         try
         {
@@ -37,7 +43,48 @@ public static class ConfigParser
             doc.Dispose();
             throw new CniException(ErrorCodes.DecodingFailure, "stdin is not a JSON object: the runtime must pass the network config");
         }
+        if (!IsText(doc.RootElement))
+        {
+            doc.Dispose();
+            throw new CniException(ErrorCodes.DecodingFailure, "stdin holds a string that is not Unicode text (an unpaired \\uD800-\\uDFFF escape): the runtime must pass the network config");
+        }
         return doc;
+    }
+
+    /// <summary>
+    /// Whether every key and string value decodes: JSON allows an escaped lone surrogate ("\uD800") that .NET
+    /// refuses only when the string is read, which would otherwise surface as an internal error.
+    /// </summary>
+    private static bool IsText(JsonElement element)
+    {
+        try
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var p in element.EnumerateObject())
+                    {
+                        _ = p.Name;
+                        if (!IsText(p.Value)) return false;
+                    }
+                    return true;
+                case JsonValueKind.Array:
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        if (!IsText(item)) return false;
+                    }
+                    return true;
+                case JsonValueKind.String:
+                    _ = element.GetString();
+                    return true;
+                default:
+                    return true;
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Checks a network name as the CNI library does: a letter or digit, then letters, digits, _ . -</summary>

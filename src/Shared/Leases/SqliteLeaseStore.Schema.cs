@@ -104,6 +104,12 @@ public sealed partial class SqliteLeaseStore
     {
         var version = db.Scalar("PRAGMA user_version");
         if (version == SchemaVersion) return;
+        if (version < 0)
+        {
+            // berth only ever writes 0 to SchemaVersion here: a negative one is a damaged header.
+            throw new CniException(ErrorCodes.IoFailure,
+                $"store {path} is damaged (schema version {version} in its header): berth will not reset it; stop berth-agent, move the file aside and run 'berth-agent check', or restore it from a backup");
+        }
         if (version > SchemaVersion)
         {
             throw new CniException(ErrorCodes.IoFailure,

@@ -44,6 +44,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
         {
             if (options.Create) CreateFile(path);
             else if (!File.Exists(path)) throw new CniException(ErrorCodes.IoFailure, $"store {path} does not exist: nothing has been leased yet, or --store names the wrong file");
+            RefuseEmptyFileWithLog(path);
             db = SqliteDb.Open(path);
             raw.sqlite3_busy_timeout(db.Handle, (int)options.LockTimeout.TotalMilliseconds);
             // The WAL is checkpointed by committers once it grows (KeepWalShort), not by every short-lived
@@ -75,6 +76,23 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
 #else
     private static string Synchronous() => "FULL";
 #endif
+
+    /// <summary>
+    /// A zero-byte store is a new one: berth creates the file before SQLite writes its first page, and a process
+    /// killed in between leaves it empty. But SQLite writes the first page to the file itself before any WAL
+    /// exists, so an empty file beside a WAL that holds anything lost its pages to damage (a truncation, a
+    /// copy of the file alone). SQLite would take it for a new database and overwrite that WAL: refuse instead.
+    /// </summary>
+    private static void RefuseEmptyFileWithLog(string path)
+    {
+        var file = new FileInfo(path);
+        var wal = new FileInfo(path + "-wal");
+        if (file.Exists && file.Length == 0 && wal.Exists && wal.Length > 0)
+        {
+            throw new CniException(ErrorCodes.IoFailure,
+                $"store {path} is damaged (the file is empty but its write-ahead log {wal.FullName} holds {wal.Length} bytes): berth will not reset it; stop berth-agent, move both files aside, or restore them from a backup");
+        }
+    }
 
     private static void CreateFile(string path)
     {

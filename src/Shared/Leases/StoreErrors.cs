@@ -20,7 +20,9 @@ internal static class StoreErrors
         IoErr => new CniException(ErrorCodes.IoFailure, $"store {path}: I/O error ({e.Message.TrimEnd('.')}); check the disk", e.Message),
         Constraint => new CniException(ErrorCodes.IoFailure,
             $"store {path} refused a change that would lease an address twice ({e.Message.TrimEnd('.')}); run 'berth-agent check'", e.Message),
-        _ => new CniException(ErrorCodes.IoFailure, $"store {path}: {e.Message}", e.Message),
+        _ => new CniException(ErrorCodes.IoFailure,
+            $"store {path} cannot be used ({e.Message.TrimEnd('.')}): berth will not reset it; run 'berth-agent check', move the file aside or restore it from a backup",
+            e.Message),
     };
 
     public static CniException From(Exception e, string path) => new(ErrorCodes.IoFailure,

@@ -30,6 +30,8 @@ public sealed class BadInputTests : IDisposable
         { "invalid JSON", "ADD", "c1", "eth0", "{\"cniVersion\":", 6 },
         { "JSON that is not an object", "ADD", "c1", "eth0", "[1,2,3]", 6 },
         { "empty stdin", "ADD", "c1", "eth0", "", 6 },
+        { "an unpaired surrogate escape in the name", "ADD", "c1", "eth0", Configs.Json(Ranges, "DATA", name: "n\\ud800et"), 6 },
+        { "an unpaired surrogate escape in a key", "DEL", "c1", "eth0", Configs.Json(Ranges, "DATA", extra: ",\"\\udc00\":1"), 6 },
         { "invalid CIDR", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"10.70.0.0/33"}]]""", "DATA"), 7 },
         { "subnet with host bits", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"10.70.0.1/29"}]]""", "DATA"), 7 },
         { "not an address", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"ten/8"}]]""", "DATA"), 7 },
@@ -102,6 +104,21 @@ public sealed class BadInputTests : IDisposable
 
         AssertCniError(result, 100, "full");
         Assert.Contains("5 leases, 0 from earlier boots", result.Json.GetProperty("msg").GetString());
+        Assert.Equal(before, Snapshot());
+    }
+
+    [Theory]
+    [InlineData("/dev/zero")]
+    [InlineData("/dev/urandom")]
+    public void A_resolv_conf_that_never_ends_is_error_7_not_a_hang(string resolvConf)
+    {
+        var config = $$$"""{"cniVersion":"1.0.0","name":"net1","type":"bridge","ipam":{"type":"berth","dataDir":"{{{DataDir}}}","resolvConf":"{{{resolvConf}}}","ranges":{{{Ranges}}}}}""";
+        var before = Snapshot();
+
+        var result = PluginRun.Run(Repo.Plugin, "ADD", config, "c1", netns: "/var/run/netns/x", timeout: TimeSpan.FromSeconds(20));
+
+        AssertCniError(result, 7, resolvConf);
+        Assert.Contains("larger than 64 KiB", result.Json.GetProperty("msg").GetString());
         Assert.Equal(before, Snapshot());
     }
 

@@ -242,5 +242,58 @@ public sealed class DispatcherTests : IDisposable
         Assert.Equal("1.1.0", Json(stdout).GetProperty("cniVersion").GetString());
     }
 
+    [Theory]
+    [InlineData("FROB", "0.4.0", "0.4.0")]
+    [InlineData("ADD ", "0.3.1", "0.3.1")]
+    [InlineData("del", "1.0.0", "1.0.0")]
+    [InlineData("FROB", "0.2.0", "1.1.0")]
+    public void An_unknown_command_is_answered_in_the_version_the_request_names_when_supported(string command, string requested, string answered)
+    {
+        var (exit, stdout, _) = Invoke(command, Config(requested));
+
+        Assert.Equal(1, exit);
+        Assert.Equal(4, Json(stdout).GetProperty("code").GetInt32());
+        Assert.Equal(answered, Json(stdout).GetProperty("cniVersion").GetString());
+    }
+
+    [Theory]
+    [InlineData("ADD", 6)]
+    [InlineData("DEL", 6)]
+    [InlineData("VERSION", 0)]
+    public void Bytes_that_are_not_utf8_inside_a_json_string_are_error_6_not_an_internal_error(string command, int code)
+    {
+        // Well-formed JSON whose network name holds the bytes FF FE: the reader accepts them, a value read does not.
+        var config = Encoding.UTF8.GetBytes(Config("0.4.0").Replace("\"net1\"", "\"n\uFFFF\"", StringComparison.Ordinal));
+        var at = Array.IndexOf(config, (byte)0xEF);
+        byte[] bytes = [.. config[..at], 0xFF, 0xFE, .. config[(at + 3)..]];
+        var stdout = new StringWriter();
+        var env = new Dictionary<string, string?> { ["CNI_COMMAND"] = command, ["CNI_CONTAINERID"] = "c1", ["CNI_IFNAME"] = "eth0", ["CNI_NETNS"] = "/var/run/netns/p1" };
+
+        var exit = new Dispatcher(k => env.GetValueOrDefault(k), new MemoryStream(bytes), stdout, new StringWriter(),
+            new PluginServices(_clock, _netns, TimeProvider.System)).Run();
+
+        if (code == 0)
+        {
+            Assert.Equal(0, exit);
+            return;
+        }
+        Assert.Equal(1, exit);
+        Assert.Equal(code, Json(stdout.ToString()).GetProperty("code").GetInt32());
+        Assert.False(Directory.Exists(DataDir));
+    }
+
+    [Fact]
+    public void A_repeated_add_after_the_network_lost_a_range_set_returns_what_the_container_holds()
+    {
+        // Leased in range sets 0 and 1; the config then keeps only the second set, which becomes set 0.
+        var first = Invoke("ADD", Config(ranges: """[[{"subnet":"10.1.0.0/24"}],[{"subnet":"10.2.0.0/24"}]]"""));
+        Assert.Equal(0, first.Exit);
+
+        var (exit, stdout, _) = Invoke("ADD", Config(ranges: """[[{"subnet":"10.2.0.0/24"}]]"""));
+
+        Assert.True(exit == 0, stdout);
+        Assert.Equal("10.2.0.2/24", Json(stdout).GetProperty("ips")[0].GetProperty("address").GetString());
+    }
+
     public void Dispose() => _dir.Dispose();
 }

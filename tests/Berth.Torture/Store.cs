@@ -1,0 +1,133 @@
+using System.Text.Json;
+
+namespace Berth.Torture;
+
+/// <summary>
+/// Reads a berth store from outside with the sqlite3 command-line tool, as an operator would, so the checks
+/// see what is on disk and not what the code under test believes.
+/// </summary>
+public static class StoreReader
+{
+    /// <summary>Rows as text columns; null when sqlite3 cannot read the file (the error is in <paramref name="error"/>).</summary>
+    public static List<Dictionary<string, string?>>? TryQuery(string database, string sql, out string error)
+    {
+        error = "";
+        var r = Child.Run("sqlite3", "-json", "-bail", database, sql);
+        if (r.ExitCode != 0 || r.TimedOut)
+        {
+            error = r.Stderr.Trim();
+            return null;
+        }
+        var json = r.StdoutText;
+        if (string.IsNullOrWhiteSpace(json)) return [];
+        using var document = JsonDocument.Parse(json);
+        return [.. document.RootElement.EnumerateArray().Select(row => row.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ValueKind switch
+        {
+            JsonValueKind.Null => null,
+            JsonValueKind.String => p.Value.GetString(),
+            _ => p.Value.GetRawText(),
+        }))];
+    }
+
+    public static List<Dictionary<string, string?>> Query(string database, string sql) =>
+        TryQuery(database, sql, out var error) ?? throw new InvalidOperationException($"sqlite3 {database} \"{sql}\": {error}");
+
+    /// <summary>The files of a store that hold data (the -shm index is rebuilt by SQLite and not compared).</summary>
+    public static Dictionary<string, byte[]> Snapshot(string directory)
+    {
+        var files = new Dictionary<string, byte[]>();
+        if (!Directory.Exists(directory)) return files;
+        foreach (var f in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories))
+        {
+            if (f.EndsWith("-shm", StringComparison.Ordinal)) continue;
+            try
+            {
+                files[f] = File.ReadAllBytes(f);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A fuzz case may leave an unreadable file (a FIFO, a directory race): compared by name only.
+                files[f] = [];
+            }
+        }
+        return files;
+    }
+
+    /// <summary>What changed between two snapshots, in words; empty when nothing did.</summary>
+    public static List<string> Diff(Dictionary<string, byte[]> before, Dictionary<string, byte[]> after)
+    {
+        var changes = new List<string>();
+        foreach (var (f, bytes) in before)
+        {
+            if (!after.TryGetValue(f, out var now)) changes.Add($"{f} was removed");
+            else if (!bytes.AsSpan().SequenceEqual(now)) changes.Add($"{f} changed ({bytes.Length} -> {now.Length} bytes)");
+        }
+        // SQLite creates an empty -wal beside a WAL-mode database it opens: no data, not a change.
+        foreach (var f in after.Keys.Where(f => !before.ContainsKey(f) && !(f.EndsWith("-wal", StringComparison.Ordinal) && after[f].Length == 0))) changes.Add($"{f} was created ({after[f].Length} bytes)");
+        return changes;
+    }
+}
+
+/// <summary>Where the published executables are.</summary>
+public static class Binaries
+{
+    public static string Root { get; } = FindRoot();
+
+    public static string Plugin => Environment.GetEnvironmentVariable("BERTH_PLUGIN") ?? Path.Combine(Root, "artifacts", "bin", "berth");
+
+    public static string Agent => Environment.GetEnvironmentVariable("BERTH_AGENT") ?? Path.Combine(Root, "artifacts", "bin", "berth-agent");
+
+    private static string FindRoot()
+    {
+        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "Cni.sln"))) return dir.FullName;
+            }
+        }
+        throw new InvalidOperationException("cannot find the repository root (Cni.sln); set BERTH_PLUGIN and BERTH_AGENT");
+    }
+
+    public static void Require()
+    {
+        foreach (var f in new[] { Plugin, Agent })
+        {
+            if (!File.Exists(f)) throw new InvalidOperationException($"{f} does not exist: run `make build` first");
+        }
+    }
+}
+
+/// <summary>The figures of one mode's run and its violations, each with what is needed to reproduce it.</summary>
+public sealed class Report(string mode, int seed)
+{
+    private readonly object _gate = new();
+    private readonly List<string> _violations = [];
+
+    public string Mode { get; } = mode;
+    public int Seed { get; } = seed;
+    public long Cycles;
+    public long Acked;
+    public long Cuts;
+
+    public IReadOnlyList<string> Violations
+    {
+        get
+        {
+            lock (_gate) return [.. _violations];
+        }
+    }
+
+    public TextWriter Log { get; init; } = Console.Out;
+
+    public void Violation(string what)
+    {
+        lock (_gate)
+        {
+            _violations.Add(what);
+            Log.WriteLine($"VIOLATION mode={Mode} seed={Seed}: {what}");
+        }
+    }
+
+    public string Summary => $"SUMMARY mode={Mode} cycles={Cycles} acked={Acked} cuts={Cuts} violations={Violations.Count}";
+}
