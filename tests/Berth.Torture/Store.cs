@@ -32,14 +32,17 @@ public static class StoreReader
     public static List<Dictionary<string, string?>> Query(string database, string sql) =>
         TryQuery(database, sql, out var error) ?? throw new InvalidOperationException($"sqlite3 {database} \"{sql}\": {error}");
 
-    /// <summary>The files of a store that hold data (the -shm index is rebuilt by SQLite and not compared).</summary>
+    /// <summary>
+    /// The files of a store that hold data. Not compared: the -shm index (SQLite rebuilds it) and berth.db.lock,
+    /// the writers' queue, which holds no lease data and counts hand-overs even for a writer that then fails.
+    /// </summary>
     public static Dictionary<string, byte[]> Snapshot(string directory)
     {
         var files = new Dictionary<string, byte[]>();
         if (!Directory.Exists(directory)) return files;
         foreach (var f in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories))
         {
-            if (f.EndsWith("-shm", StringComparison.Ordinal)) continue;
+            if (f.EndsWith("-shm", StringComparison.Ordinal) || f.EndsWith(".lock", StringComparison.Ordinal)) continue;
             try
             {
                 files[f] = File.ReadAllBytes(f);
