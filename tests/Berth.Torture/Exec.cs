@@ -11,6 +11,23 @@ public sealed record ExecResult(int ExitCode, bool TimedOut, byte[] Stdout, stri
 
     public string StdoutText => Encoding.UTF8.GetString(Stdout);
 
+    /// <summary>The code of the CNI error on stdout, or null when stdout holds none.</summary>
+    public int? ErrorCode
+    {
+        get
+        {
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(Stdout);
+                return doc.RootElement.GetProperty("code").GetInt32();
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                return null;
+            }
+        }
+    }
+
     public override string ToString() =>
         $"exit {ExitCode}{(TimedOut ? " (timed out)" : "")} after {Elapsed.TotalMilliseconds:F0} ms\nstdout: {Clip(StdoutText)}\nstderr: {Clip(Stderr)}";
 

@@ -315,19 +315,6 @@ public sealed class Fuzzer(FuzzOptions options)
         "wal-garbage", "wal-flip", "wal-truncated", "shm-garbage", "all-garbage",
     ];
 
-    private static int? ErrorCode(ExecResult result)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(result.Stdout);
-            return doc.RootElement.GetProperty("code").GetInt32();
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            return null;
-        }
-    }
-
     /// <summary>
     /// A failed transaction may have written WAL frames before SQLite found the damage (a commit that
     /// stopped half-way): that is no change as long as the file is untouched and no frame after the old end
@@ -437,7 +424,7 @@ public sealed class Fuzzer(FuzzOptions options)
         if (damage == "zero-bytes")
         {
             // A zero-byte file without a WAL is a new store (README): ADD and DEL work, CHECK finds no lease.
-            var code = succeeded ? 0 : ErrorCode(result);
+            var code = succeeded ? 0 : result.ErrorCode;
             if (code != (op.Item1 == "CHECK" ? 3 : 0)) problems.Add($"a zero-byte store is not taken as a new one: {op.Item1} answered {code}");
             if (succeeded) _report.Acked++;
         }

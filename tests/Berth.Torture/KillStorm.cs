@@ -163,7 +163,7 @@ public sealed class KillStorm(KillStormOptions options)
         if (result.ExitCode != 0)
         {
             // Refused (for example 11 under a long lock): nothing changed. Code 999 is a bug.
-            if (ErrorCode(result) is not (int code and not 999)) report.Violation($"{command} {c.Id} failed without a CNI error: {result}");
+            if (result.ErrorCode is not (int code and not 999)) report.Violation($"{command} {c.Id} failed without a CNI error: {result}");
             return;
         }
         Interlocked.Increment(ref report.Acked);
@@ -192,19 +192,6 @@ public sealed class KillStorm(KillStormOptions options)
         }
         c.Expected = addresses;
         c.LastAck = $"ADD {string.Join(", ", addresses)} at {DateTime.UtcNow:HH:mm:ss.fff}";
-    }
-
-    private static int? ErrorCode(ExecResult result)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(result.Stdout);
-            return doc.RootElement.GetProperty("code").GetInt32();
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            return null;
-        }
     }
 
     /// <summary>`berth-agent reconcile` over and over, one in four SIGKILLed at a random moment.</summary>
