@@ -16,6 +16,7 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
     public int Run()
     {
         var version = CniVersion.Latest;
+        byte[]? input = null;
         try
         {
             var command = environment("CNI_COMMAND");
@@ -27,10 +28,8 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
                 stderr.WriteLine($"CNI protocol versions supported: {string.Join(", ", CniVersion.Supported)}");
                 return 0;
             }
-            var input = ReadStdin();
+            input = ReadStdin();
             if (command == "VERSION") return Version(input);
-            // Every error from here on speaks the request's version when stdin names a supported one.
-            version = ReadableVersion(input) ?? version;
             if (command is not ("ADD" or "DEL" or "CHECK" or "GC" or "STATUS"))
             {
                 throw new CniException(ErrorCodes.InvalidEnvironment, $"unknown CNI_COMMAND \"{ConfigParser.Clip(command)}\": expected ADD, DEL, CHECK, GC, STATUS or VERSION");
@@ -63,12 +62,12 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
         }
         catch (CniException e)
         {
-            return Fail(version, e);
+            return Fail(ErrorVersion(version, input), e);
         }
         catch (Exception e)
         {
             // The one catch-all of the process: a bug must still answer in the protocol.
-            return Fail(version, new CniException(ErrorCodes.Internal, $"internal error: {e.Message} (a bug in berth: please report it)", e.GetType().FullName));
+            return Fail(ErrorVersion(version, input), new CniException(ErrorCodes.Internal, $"internal error: {e.Message} (a bug in berth: please report it)", e.GetType().FullName));
         }
     }
 
@@ -114,6 +113,13 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
         }
         return buffer.ToArray();
     }
+
+    /// <summary>
+    /// An error speaks the request's version when stdin names a supported one, also when it came before the
+    /// config was parsed. Looked up only on the error path: a request that succeeds parses stdin once.
+    /// </summary>
+    private static string ErrorVersion(string version, byte[]? input) =>
+        version == CniVersion.Latest && input is not null ? ReadableVersion(input) ?? version : version;
 
     /// <summary>The supported cniVersion stdin names, or null when it names none or cannot be read; never throws.</summary>
     private static string? ReadableVersion(byte[] input)
