@@ -194,8 +194,9 @@ internal sealed class Node : IAsyncDisposable
 
     private void RemoveCgroups()
     {
-        var dirs = Directory.EnumerateDirectories("/sys/fs/cgroup")
-            .Select(controller => Path.Combine(controller, _cgroupParent.TrimStart('/')))
+        // cgroup v1: one hierarchy per controller under /sys/fs/cgroup; v2: the one hierarchy is /sys/fs/cgroup.
+        var dirs = Directory.EnumerateDirectories("/sys/fs/cgroup").Prepend("/sys/fs/cgroup")
+            .Select(hierarchy => Path.Combine(hierarchy, _cgroupParent.TrimStart('/')))
             .Where(Directory.Exists);
         foreach (var parent in dirs)
         {
