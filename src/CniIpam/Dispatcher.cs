@@ -13,6 +13,9 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
 {
     private const int MaxPath = 4096;
 
+    /// <summary>This build's version, as the packages and the VERSION file name it.</summary>
+    public static string? Informational => typeof(Dispatcher).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+
     public int Run()
     {
         var version = CniVersion.Latest;
@@ -23,8 +26,7 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
             if (string.IsNullOrEmpty(command))
             {
                 // As the CNI skeleton does: run by hand, say what this is.
-                var informational = typeof(Dispatcher).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
-                stderr.WriteLine($"berth {informational}: crash-safe CNI IPAM plugin, a drop-in for host-local. Run by a container runtime with CNI_COMMAND set.");
+                stderr.WriteLine($"berth {Informational}: crash-safe CNI IPAM plugin, a drop-in for host-local. Run by a container runtime with CNI_COMMAND set.");
                 stderr.WriteLine($"CNI protocol versions supported: {string.Join(", ", CniVersion.Supported)}");
                 return 0;
             }

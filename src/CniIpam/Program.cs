@@ -1,10 +1,9 @@
-using System.Reflection;
 using Berth.CniIpam;
 
 // The thin entry point: the dispatcher gets the process's environment and streams, and owns the rest.
 if (args is ["--version"] or ["version"])
 {
-    Console.Out.WriteLine($"berth {typeof(Dispatcher).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion}");
+    Console.Out.WriteLine($"berth {Dispatcher.Informational}");
     return 0;
 }
 using var stdin = Console.OpenStandardInput();

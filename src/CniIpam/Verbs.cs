@@ -24,6 +24,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         {
             var text = new StringWriter();
             Results.WriteAdd(text, config, Allocator(tx).Allocate(config, who), dns);
+            tx.RecordRanges(config.Network, RecordedRanges.Format(config));
             return text.ToString();
         });
         stdout.Write(result);

@@ -12,7 +12,10 @@ internal sealed record AgentConfig
 {
     public const string DefaultPath = "/etc/berth/agent.json";
 
-    public string Store { get; init; } = "/var/lib/berth/berth.db";
+    /// <summary>The store the plugin writes when its config names no dataDir.</summary>
+    public static readonly string DefaultStore = Path.Combine(Shared.Config.IpamConfig.DefaultDataDir, Shared.Config.IpamConfig.StoreFileName);
+
+    public string Store { get; init; } = DefaultStore;
     public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(60);
     public TimeSpan GracePeriod { get; init; } = TimeSpan.FromMinutes(5);
     public IReadOnlyList<string> RuntimeSockets { get; init; } =
@@ -23,6 +26,12 @@ internal sealed record AgentConfig
     public TimeSpan RuntimeTimeout { get; init; } = TimeSpan.FromSeconds(5);
     public int HistoryKeepEvents { get; init; } = 100_000;
     public TimeSpan HistoryKeepAge { get; init; } = TimeSpan.FromDays(30);
+
+    /// <summary>host-local's data directories the guardian protects; [] turns it off. Directories that do not exist are skipped.</summary>
+    public IReadOnlyList<string> HostLocalDirs { get; init; } = [global::Berth.HostAgent.HostLocal.HostLocalDirs.Default];
+
+    /// <summary>Where runtimes pin network namespaces: an entry there means a runtime has run in this boot (see BootProof).</summary>
+    public IReadOnlyList<string> NetnsDirs { get; init; } = global::Berth.HostAgent.HostLocal.BootProof.DefaultNetnsDirs;
 
     /// <summary>Loads the file; <paramref name="explicitPath"/> (from --config) must exist, the default need not.</summary>
     public static AgentConfig Load(string? explicitPath)
@@ -75,12 +84,28 @@ internal sealed record AgentConfig
                         : config with { MetricsAddress = Endpoint(p.Value) ?? throw Bad("must be \"address:port\" such as \"127.0.0.1:9617\", or \"off\"") },
                     "historyKeepEvents" => config with { HistoryKeepEvents = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var n) && n >= 0 ? n : throw Bad("must be a whole number of events, 0 or more") },
                     "historyKeepDays" => config with { HistoryKeepAge = Seconds(p.Value, 0, 3650) is { } d ? TimeSpan.FromDays(d.TotalSeconds) : throw Bad("must be a number of days from 0 to 3650") },
+                    "hostLocal" => ParseHostLocal(config, p.Value, path),
                     "dryRun" => config with { DryRun = p.Value.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw Bad("must be true or false") } },
-                    _ => throw new AgentConfigException($"config {path}: unknown key \"{p.Name}\" (known: store, intervalSeconds, gracePeriodSeconds, runtimeSockets, runtimeTimeoutSeconds, metricsAddress, historyKeepEvents, historyKeepDays, dryRun)"),
+                    _ => throw new AgentConfigException($"config {path}: unknown key \"{p.Name}\" (known: store, intervalSeconds, gracePeriodSeconds, runtimeSockets, runtimeTimeoutSeconds, metricsAddress, historyKeepEvents, historyKeepDays, hostLocal, dryRun)"),
                 };
             }
             return config;
         }
+    }
+
+    private static AgentConfig ParseHostLocal(AgentConfig config, JsonElement e, string path)
+    {
+        if (e.ValueKind != JsonValueKind.Object) throw new AgentConfigException($"config {path}: \"hostLocal\" must be an object such as {{\"dirs\": [\"/var/lib/cni/networks\"]}}");
+        foreach (var p in e.EnumerateObject())
+        {
+            config = p.Name switch
+            {
+                "dirs" => config with { HostLocalDirs = Paths(p.Value) ?? throw new AgentConfigException($"config {path}: \"hostLocal.dirs\" must be an array of absolute paths ([] turns the guardian off)") },
+                "netnsDirs" => config with { NetnsDirs = Paths(p.Value) ?? throw new AgentConfigException($"config {path}: \"hostLocal.netnsDirs\" must be an array of absolute paths") },
+                _ => throw new AgentConfigException($"config {path}: unknown key \"hostLocal.{p.Name}\" (known: dirs, netnsDirs)"),
+            };
+        }
+        return config;
     }
 
     private static string? AbsolutePath(JsonElement e) =>

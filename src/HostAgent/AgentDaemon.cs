@@ -18,15 +18,16 @@ internal sealed class AgentDaemon(
     AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime,
     ISystemdNotifier notifier, ILogger logger, TimeSpan? watchdog, TimeProvider time)
 {
-    private const string Actor = "berth-agent";
+    private const string Actor = Cli.Actor;
     private DaemonFigures _figures = new(null, null, 0, 0, false);
 
     public async Task<int> RunAsync(CancellationToken stop)
     {
-        var recovery = Recovery.Run(store, clock, netns, config.DryRun, Actor);
+        var guard = HostLocal.HostLocalGuard.For(config, store, clock, Actor);
+        var recovery = await Recovery.RunAsync(store, clock, netns, guard, runtime, config.DryRun, Actor, stop).ConfigureAwait(false);
         Log.Recovery(logger, recovery);
         _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
-        notifier.Notify($"READY=1\nSTATUS={Summary(recovery)}");
+        notifier.Notify($"READY=1\nSTATUS={recovery.Summary}");
 
         await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, () => MetricsText.Render(store, clock.BootId, _figures)) : null;
         try
@@ -39,7 +40,7 @@ internal sealed class AgentDaemon(
             logger.LogError("metrics cannot listen on {Address}: {Message}; reconciling without them", config.MetricsAddress, e.Message);
         }
 
-        var reconciler = new Reconciler(store, clock, netns, processes, runtime, config.GracePeriod, Actor);
+        var reconciler = new Reconciler(store, clock, netns, processes, runtime, config.GracePeriod, Actor, guard);
         while (!stop.IsCancellationRequested)
         {
             try
@@ -47,7 +48,7 @@ internal sealed class AgentDaemon(
                 var report = await reconciler.PassAsync(config.DryRun, stop).ConfigureAwait(false);
                 Log.Pass(logger, report);
                 _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1 };
-                notifier.Notify($"STATUS={Summary(report)}");
+                notifier.Notify($"STATUS=last pass: {report.Summary}");
                 if (!config.DryRun)
                 {
                     var pruned = store.Write(tx => tx.PruneHistory(config.HistoryKeepEvents, time.GetUtcNow() - config.HistoryKeepAge));
@@ -92,10 +93,4 @@ internal sealed class AgentDaemon(
         }
     }
 
-    private static string Summary(RecoveryResult r) => r.AlreadyDoneAt is { } at
-        ? $"recovery ran earlier this boot ({at:u})"
-        : $"recovery {(r.DryRun ? "(dry run) would release" : "released")} {r.Released} of {r.Decisions.Count} earlier-boot leases";
-
-    private static string Summary(ReconcileReport r) =>
-        $"last pass: {r.Decisions.Count} leases, {r.Released} {(r.DryRun ? "would be released" : "released")}, {r.Unknown} unknown, {r.Duration.TotalMilliseconds:0} ms";
 }

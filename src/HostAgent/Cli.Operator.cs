@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Berth.HostAgent.Evidence;
+using Berth.HostAgent.HostLocal;
 using Berth.HostAgent.Operator;
 using Berth.Shared.Cni;
 using Berth.Shared.Evidence;
@@ -45,48 +46,74 @@ internal static partial class Cli
         root.Subcommands.Add(import);
     }
 
+    /// <summary>One row of `leases`: a lease of berth's store, or a host-local file (never seen by the agent: no boot, no age).</summary>
+    private sealed record LeaseRow(Lease Lease, string Store, string Boot, TimeSpan? Age, (EvidenceKind Kind, string Detail) Evidence);
+
     private static async Task<int> LeasesAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var (config, store) = Open(parse);
+        var (config, store) = Open(parse, StoreAccess.Read);
         using var _ = store;
         var network = parse.GetValue(NetworkFilter);
-        var leases = store.Read(tx => tx.AllLeases()).Where(l => network is null || l.Network == network).ToList();
         var evidence = await EvidenceSnapshot.GatherAsync(new NetnsProbe(), new ProcNamespaces(), Runtime(config), cancellationToken).ConfigureAwait(false);
-        var rows = leases.Select(l => (Lease: l, Evidence: evidence.Judge(l), Age: Age(l))).ToList();
+        var rows = store.Read(tx => tx.AllLeases()).Where(l => network is null || l.Network == network)
+            .Select(l => new LeaseRow(l, HistoryEntry.BerthStore, Boot(l), Age(l), evidence.Judge(l))).ToList();
+        var scan = HostLocalDirs.Scan(config.HostLocalDirs, network);
+        var seen = store.Read(tx => tx.GuardedFiles()).ToDictionary(g => (g.Dir, g.Network, g.Address.ToString()));
+        foreach (var file in scan.Files)
+        {
+            var row = seen.GetValueOrDefault((file.Dir, file.Network, file.Address.ToString()));
+            if (row is not null && row.SameOwner(file.ContainerId, file.IfName))
+            {
+                rows.Add(new LeaseRow(row.AsLease(), row.Store, Boot(row.AsLease()), Age(row.AsLease()), evidence.Judge(row.AsLease())));
+                continue;
+            }
+            var unseen = new GuardedFile(file.Dir, file.Network, file.Address, file.ContainerId, file.IfName, "", TimeSpan.Zero, DateTimeOffset.UnixEpoch).AsLease();
+            rows.Add(new LeaseRow(unseen, $"host-local:{file.Dir}", "unseen", null, evidence.Judge(unseen)));
+        }
+        foreach (var w in scan.Warnings) Console.Error.WriteLine($"berth-agent: warning: {w}");
         if (parse.GetValue(JsonOption))
         {
             WriteJson(w =>
             {
                 w.WriteStartArray("leases");
-                foreach (var (lease, (kind, detail), age) in rows)
+                foreach (var row in rows)
                 {
+                    var lease = row.Lease;
                     w.WriteStartObject();
-                    LeaseFields(w, lease);
-                    w.WriteString("boot", lease.BootId == Clock.BootId ? "current" : "previous");
-                    w.WriteString("bootId", lease.BootId);
-                    w.WriteString("createdAt", lease.CreatedAt.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
-                    w.WriteNumber("ageSeconds", Math.Round(age.TotalSeconds));
+                    LeaseFields(w, lease, row.Store);
+                    w.WriteString("boot", row.Boot);
+                    w.WriteString("bootId", lease.BootId.Length > 0 ? lease.BootId : null);
+                    w.WriteString(row.Store == HistoryEntry.BerthStore ? "createdAt" : "firstSeenAt",
+                        row.Age is null ? null : lease.CreatedAt.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
+                    if (row.Age is { } age) w.WriteNumber("ageSeconds", Math.Round(age.TotalSeconds));
+                    else w.WriteNull("ageSeconds");
                     w.WriteString("netns", lease.Netns);
                     w.WriteString("origin", lease.Origin);
-                    w.WriteString("evidence", kind.ToString().ToLowerInvariant());
-                    w.WriteString("evidenceDetail", detail);
+                    w.WriteString("evidence", row.Evidence.Kind.ToString().ToLowerInvariant());
+                    w.WriteString("evidenceDetail", row.Evidence.Detail);
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
+                WarningsField(w, scan.Warnings);
             });
             return Ok;
         }
-        Console.Write(TextTable.Render(["ADDRESS", "NETWORK", "OWNER", "AGE", "BOOT", "EVIDENCE"],
-            rows.Select(r => (IReadOnlyList<string>)[r.Lease.Address.ToString(), r.Lease.Network, r.Lease.Owner, Human(r.Age),
-                r.Lease.BootId == Clock.BootId ? "current" : "previous", r.Evidence.Kind.ToString().ToLowerInvariant()])));
+        Console.Write(TextTable.Render(["ADDRESS", "NETWORK", "STORE", "OWNER", "AGE", "BOOT", "EVIDENCE"],
+            rows.Select(r => (IReadOnlyList<string>)[r.Lease.Address.ToString(), r.Lease.Network, StoreName(r.Store), r.Lease.Owner, r.Age is { } a ? Human(a) : "-",
+                r.Boot, r.Evidence.Kind.ToString().ToLowerInvariant()])));
         return Ok;
     }
+
+    private static string Boot(Lease lease) => lease.BootId == Clock.BootId ? "current" : "previous";
+
+    /// <summary>"berth" or "host-local", for tables; --json gives the directory too.</summary>
+    private static string StoreName(string store) => store == HistoryEntry.BerthStore ? store : "host-local";
 
     private static int History(ParseResult parse, string? ip, string? since, int limit)
     {
         if (limit <= 0) throw new AgentConfigException("--limit must be a positive number");
         var from = since is null ? (DateTimeOffset?)null : Since(since) ?? throw new AgentConfigException($"--since \"{since}\": use a duration such as 30m, 6h, 2d or a time such as 2026-11-22T10:00:00Z");
-        var (_, store) = Open(parse);
+        var (_, store) = Open(parse, StoreAccess.Read);
         using var _ = store;
         var events = store.Query(q => q.History(new HistoryFilter(ip, parse.GetValue(NetworkFilter), from, limit)));
         if (parse.GetValue(JsonOption))
@@ -110,33 +137,40 @@ internal static partial class Cli
                     w.WriteString("podNamespace", e.PodNamespace);
                     w.WriteString("podName", e.PodName);
                     w.WriteString("detail", e.Detail);
+                    w.WriteString("store", e.Store);
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
             });
             return Ok;
         }
-        Console.Write(TextTable.Render(["TIME", "ACTION", "REASON", "ACTOR", "NETWORK", "ADDRESS", "OWNER", "DETAIL"],
-            events.Select(e => (IReadOnlyList<string>)[e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), e.Action, e.Reason, e.Actor, e.Network, e.Address,
+        Console.Write(TextTable.Render(["TIME", "ACTION", "REASON", "ACTOR", "NETWORK", "STORE", "ADDRESS", "OWNER", "DETAIL"],
+            events.Select(e => (IReadOnlyList<string>)[e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), e.Action, e.Reason, e.Actor, e.Network, StoreName(e.Store), e.Address,
                 e.PodName is not null ? $"{e.PodNamespace}/{e.PodName}" : $"{e.ContainerId}/{e.IfName}", e.Detail ?? ""])));
         return Ok;
     }
 
     private static async Task<int> ReleaseAsync(ParseResult parse, string address, string network, string? owner, bool force, CancellationToken cancellationToken)
     {
-        var (config, store) = Open(parse);
+        var (config, store) = Open(parse, StoreAccess.Write);
         using var _ = store;
-        var release = new ManualRelease(store, new NetnsProbe(), new ProcNamespaces(), Runtime(config));
+        var release = new ManualRelease(store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config), config.HostLocalDirs);
         var outcome = await release.RunAsync(address, network, owner, force, parse.GetValue(DryRunOption), OperatorIdentity.Of(Environment.GetEnvironmentVariable), cancellationToken).ConfigureAwait(false);
-        (outcome.ExitCode == Ok ? Console.Out : Console.Error).WriteLine(outcome.ExitCode == Ok ? outcome.Message : $"berth-agent: {outcome.Message}");
-        return outcome.ExitCode;
+        var code = outcome.Status switch
+        {
+            ReleaseStatus.Released or ReleaseStatus.AlreadyFree => Ok,
+            ReleaseStatus.Refused => Refused,
+            _ => Error,
+        };
+        (code == Ok ? Console.Out : Console.Error).WriteLine(code == Ok ? outcome.Message : $"berth-agent: {outcome.Message}");
+        return code;
     }
 
     private static int Check(ParseResult parse)
     {
-        var (_, store) = Open(parse);
+        var (config, store) = Open(parse, StoreAccess.Read);
         using var _ = store;
-        var findings = HealthCheck.Run(store, Clock.BootId);
+        var findings = HealthCheck.Run(store, Clock.BootId, config.HostLocalDirs);
         if (parse.GetValue(JsonOption))
         {
             WriteJson(w =>
@@ -165,10 +199,10 @@ internal static partial class Cli
 
     private static int Import(ParseResult parse, string directory)
     {
-        var (_, store) = Open(parse);
+        var (_, store) = Open(parse, StoreAccess.Create);
         using var _ = store;
         var dryRun = parse.GetValue(DryRunOption);
-        var report = new HostLocalImport(store, Clock, TimeProvider.System).Run(directory, parse.GetValue(NetworkFilter), dryRun, OperatorIdentity.Of(Environment.GetEnvironmentVariable));
+        var report = new HostLocalImport(store, Clock, Time).Run(directory, parse.GetValue(NetworkFilter), dryRun, OperatorIdentity.Of(Environment.GetEnvironmentVariable));
         var verb = dryRun ? "would import" : "imported";
         foreach (var line in report.Imported) Console.WriteLine($"{verb} {line}");
         foreach (var line in report.Cursors) Console.WriteLine(line);
@@ -179,7 +213,7 @@ internal static partial class Cli
     }
 
     /// <summary>A lease's age on the clock that can measure it: the boot clock within this boot, the wall clock across boots.</summary>
-    private static TimeSpan Age(Lease lease) => lease.BootId == Clock.BootId ? Clock.SinceBoot - lease.SinceBoot : DateTimeOffset.UtcNow - lease.CreatedAt;
+    private static TimeSpan Age(Lease lease) => lease.BootId == Clock.BootId ? Clock.SinceBoot - lease.SinceBoot : Time.GetUtcNow() - lease.CreatedAt;
 
     private static string Human(TimeSpan t) => t.TotalDays >= 1 ? $"{t.TotalDays:0}d{t.Hours}h" : t.TotalHours >= 1 ? $"{t.TotalHours:0}h{t.Minutes}m" : t.TotalMinutes >= 1 ? $"{t.TotalMinutes:0}m" : $"{Math.Max(0, t.TotalSeconds):0}s";
 
@@ -188,13 +222,15 @@ internal static partial class Cli
         if (text.Length > 1 && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= 0)
         {
             TimeSpan? span = text[^1] switch { 's' => TimeSpan.FromSeconds(n), 'm' => TimeSpan.FromMinutes(n), 'h' => TimeSpan.FromHours(n), 'd' => TimeSpan.FromDays(n), _ => null };
-            if (span is { } s) return DateTimeOffset.UtcNow - s;
+            if (span is { } s) return Time.GetUtcNow() - s;
         }
         return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : null;
     }
 
-    private static void LeaseFields(Utf8JsonWriter w, Lease lease)
+    private static void LeaseFields(Utf8JsonWriter w, Lease lease, string store)
     {
+        w.WriteString("store", StoreName(store));
+        if (store != HistoryEntry.BerthStore) w.WriteString("dir", store[(store.IndexOf(':') + 1)..]);
         w.WriteString("network", lease.Network);
         w.WriteString("address", lease.Address.ToString());
         w.WriteString("owner", lease.Owner);
@@ -203,6 +239,13 @@ internal static partial class Cli
         w.WriteString("podNamespace", lease.PodNamespace);
         w.WriteString("podName", lease.PodName);
         w.WriteString("podUid", lease.PodUid);
+    }
+
+    private static void WarningsField(Utf8JsonWriter w, IReadOnlyList<string> warnings)
+    {
+        w.WriteStartArray("warnings");
+        foreach (var warning in warnings) w.WriteStringValue(warning);
+        w.WriteEndArray();
     }
 
     private static void WriteJson(Action<Utf8JsonWriter> body)

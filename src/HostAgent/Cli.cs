@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Berth.HostAgent.Evidence;
+using Berth.HostAgent.HostLocal;
 using Berth.HostAgent.Reconcile;
 using Berth.HostAgent.Systemd;
 using Berth.Shared.Cni;
@@ -13,11 +14,13 @@ namespace Berth.HostAgent;
 internal static partial class Cli
 {
     public const int Ok = 0, Error = 1, Usage = 2, Refused = 3;
-    private const string Actor = "berth-agent";
+
+    /// <summary>Who the agent's own releases are by, in the history.</summary>
+    public const string Actor = "berth-agent";
 
     private static readonly Option<string?> StoreOption = new("--store")
     {
-        Description = "The lease store (default: \"store\" in the config, else /var/lib/berth/berth.db)",
+        Description = $"The lease store (default: \"store\" in the config, else {AgentConfig.DefaultStore})",
         Recursive = true,
     };
 
@@ -38,7 +41,7 @@ internal static partial class Cli
         root.Options.Add(ConfigOption);
 
         var recover = new Command("recover", "Release the leases that did not survive a reboot; once per boot (run before the container runtime starts)") { DryRunOption };
-        recover.SetAction(parse => Guard(() => Recover(parse)));
+        recover.SetAction((parse, ct) => GuardAsync(() => RecoverAsync(parse, ct)));
         root.Subcommands.Add(recover);
 
         var run = new Command("run", "The service: recovery if this boot has not had it, then reconcile every interval; systemd Type=notify");
@@ -61,27 +64,25 @@ internal static partial class Cli
         return await parsed.InvokeAsync().ConfigureAwait(false);
     }
 
-    private static int Recover(ParseResult parse)
+    private static async Task<int> RecoverAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var (config, store) = Open(parse);
+        // A node that never had a store boots cleanly: recovery creates it (and has nothing of berth's to release).
+        var (config, store) = Open(parse, StoreAccess.Create);
         using var _ = store;
-        var result = Recovery.Run(store, Clock, new NetnsProbe(), parse.GetValue(DryRunOption) || config.DryRun, Actor);
-        if (result.AlreadyDoneAt is { } at)
-        {
-            Console.WriteLine($"recovery already ran for boot {result.BootId} at {at:u}: nothing to do");
-            return Ok;
-        }
+        var result = await Recovery.RunAsync(store, Clock, new NetnsProbe(), HostLocalGuard.For(config, store, Clock, Actor), Runtime(config), parse.GetValue(DryRunOption) || config.DryRun, Actor, cancellationToken)
+            .ConfigureAwait(false);
         foreach (var d in result.Decisions) Console.WriteLine(Log.Line(d, result.DryRun));
-        Console.WriteLine($"recovery for boot {result.BootId}: {(result.DryRun ? "would release" : "released")} {result.Released} of {result.Decisions.Count} earlier-boot leases");
+        foreach (var w in result.Warnings ?? []) Console.Error.WriteLine($"berth-agent: warning: {w}");
+        Console.WriteLine(result.Summary);
         return Ok;
     }
 
     private static async Task<int> ReconcileAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var (config, store) = Open(parse);
+        var (config, store) = Open(parse, StoreAccess.Write);
         using var _ = store;
-        var reconciler = new Reconciler(store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config), config.GracePeriod, Actor);
-        var report = await reconciler.PassAsync(parse.GetValue(DryRunOption) || config.DryRun, cancellationToken).ConfigureAwait(false);
+        var report = await Reconciler(config, store).PassAsync(parse.GetValue(DryRunOption) || config.DryRun, cancellationToken).ConfigureAwait(false);
+        foreach (var w in report.Warnings) Console.Error.WriteLine($"berth-agent: warning: {w}");
         if (parse.GetValue(JsonOption))
         {
             WriteJson(w =>
@@ -94,7 +95,7 @@ internal static partial class Cli
                 foreach (var d in report.Decisions)
                 {
                     w.WriteStartObject();
-                    LeaseFields(w, d.Lease);
+                    LeaseFields(w, d.Lease, d.Store);
                     w.WriteString("verdict", d.Verdict.ToString().ToLowerInvariant());
                     w.WriteString("evidence", d.Evidence.ToString().ToLowerInvariant());
                     w.WriteString("detail", d.Detail);
@@ -102,11 +103,12 @@ internal static partial class Cli
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
+                WarningsField(w, report.Warnings);
             });
             return Ok;
         }
         foreach (var d in report.Decisions) Console.WriteLine(Log.Line(d, report.DryRun));
-        Console.WriteLine($"{report.Decisions.Count} leases, {report.Released} {(report.DryRun ? "would be released" : "released")}, {report.Unknown} unknown");
+        Console.WriteLine(report.Summary);
         return Ok;
     }
 
@@ -114,7 +116,7 @@ internal static partial class Cli
     {
         using var loggerFactory = LoggerFactory.Create(b => b.AddSystemdConsole(o => o.IncludeScopes = false).SetMinimumLevel(LogLevel.Information));
         var logger = loggerFactory.CreateLogger("berth-agent");
-        var (config, store) = Open(parse);
+        var (config, store) = Open(parse, StoreAccess.Create);
         using var _ = store;
         using var notifier = SystemdNotifier.FromEnvironment();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -130,13 +132,27 @@ internal static partial class Cli
 
     private static SystemBootClock Clock { get; } = new(Environment.GetEnvironmentVariable);
 
+    /// <summary>The wall clock, for people only (history times, --since): never for a decision to release.</summary>
+    private static TimeProvider Time => TimeProvider.System;
+
     private static ISandboxSource Runtime(AgentConfig config) => new CriSandboxSource(config.RuntimeSockets, config.RuntimeTimeout);
 
-    private static (AgentConfig, SqliteLeaseStore) Open(ParseResult parse)
+    private static Reconciler Reconciler(AgentConfig config, ILeaseStore store) =>
+        new(store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config), config.GracePeriod, Actor, HostLocalGuard.For(config, store, Clock, Actor));
+
+    /// <summary>What a command may do to the store: only read it (also on a read-only filesystem), write it, or create it when missing.</summary>
+    private enum StoreAccess { Read, Write, Create }
+
+    /// <summary>
+    /// Opens the store. Only boot recovery, the service and the import create a missing one: an operator command
+    /// given a mistyped --store says that no store is there, and creates nothing.
+    /// </summary>
+    private static (AgentConfig, SqliteLeaseStore) Open(ParseResult parse, StoreAccess access)
     {
         var config = AgentConfig.Load(parse.GetValue(ConfigOption));
         if (parse.GetValue(StoreOption) is { } store) config = config with { Store = Path.GetFullPath(store) };
-        return (config, SqliteLeaseStore.Open(config.Store, new StoreOptions(Clock, TimeProvider.System)));
+        var options = new StoreOptions(Clock, Time) { Create = access == StoreAccess.Create, ReadOnly = access == StoreAccess.Read };
+        return (config, SqliteLeaseStore.Open(config.Store, options));
     }
 
     /// <summary>Synchronous commands go through the same catch-all.</summary>

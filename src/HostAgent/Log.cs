@@ -1,4 +1,5 @@
 using Berth.HostAgent.Reconcile;
+using Berth.Shared.Leases;
 using Microsoft.Extensions.Logging;
 
 namespace Berth.HostAgent;
@@ -8,21 +9,16 @@ internal static class Log
 {
     public static void Recovery(ILogger logger, RecoveryResult result)
     {
-        if (result.AlreadyDoneAt is { } at)
-        {
-            logger.LogInformation("recovery already ran for boot {Boot} at {At:u}: nothing to do", result.BootId, at);
-            return;
-        }
         foreach (var d in result.Decisions) Decision(logger, d, result.DryRun);
-        logger.LogInformation("recovery for boot {Boot}: {Verb} {Released} of {Total} earlier-boot leases",
-            result.BootId, result.DryRun ? "would release" : "released", result.Released, result.Decisions.Count);
+        foreach (var w in result.Warnings ?? []) logger.LogWarning("{Warning}", w);
+        logger.LogInformation("{Summary}", result.Summary);
     }
 
     public static void Pass(ILogger logger, ReconcileReport report)
     {
         foreach (var d in report.Decisions) Decision(logger, d, report.DryRun);
-        logger.LogInformation("reconcile: {Count} leases, {Released} {Verb}, {Unknown} unknown, {Ms:0} ms",
-            report.Decisions.Count, report.Released, report.DryRun ? "would be released" : "released", report.Unknown, report.Duration.TotalMilliseconds);
+        foreach (var w in report.Warnings) logger.LogWarning("{Warning}", w);
+        logger.LogInformation("reconcile: {Summary}", report.Summary);
     }
 
     public static string Line(Decision d, bool dryRun)
@@ -35,7 +31,8 @@ internal static class Log
             Verdict.Young => "young",
             _ => "keep",
         };
-        return $"{verb} {d.Lease.Address} ({d.Lease.Network}, {d.Lease.Owner}): {d.Evidence.ToString().ToLowerInvariant()}: {d.Detail}";
+        var store = d.Store == HistoryEntry.BerthStore ? "" : ", host-local";
+        return $"{verb} {d.Lease.Address} ({d.Lease.Network}{store}, {d.Lease.Owner}): {d.Evidence.ToString().ToLowerInvariant()}: {d.Detail}";
     }
 
     private static void Decision(ILogger logger, Decision d, bool dryRun)

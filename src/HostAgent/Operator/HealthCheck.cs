@@ -1,3 +1,4 @@
+using Berth.HostAgent.HostLocal;
 using Berth.Shared.Config;
 using Berth.Shared.Leases;
 
@@ -8,11 +9,12 @@ internal sealed record Finding(string Kind, string Message, string? Network = nu
 
 /// <summary>
 /// `berth-agent check`: SQLite's integrity check, leases outside their network's current ranges (as the
-/// plugin last recorded them), range sets full or above 90 %, and leases left from earlier boots.
+/// plugin last recorded them), range sets full or above 90 %, and leases left from earlier boots; in the guarded
+/// host-local directories, files the agent saw in an earlier boot that are still there, and entries it skips.
 /// </summary>
 internal static class HealthCheck
 {
-    public static IReadOnlyList<Finding> Run(SqliteLeaseStore store, string bootId)
+    public static IReadOnlyList<Finding> Run(SqliteLeaseStore store, string bootId, IReadOnlyList<string> hostLocalDirs)
     {
         var findings = new List<Finding>();
         var integrity = store.Query(q => q.IntegrityCheck());
@@ -48,6 +50,21 @@ internal static class HealthCheck
         {
             findings.Add(new Finding("previous-boot", $"network {group.Key}: {group.Count()} leases from earlier boots remain (has 'berth-agent recover' run this boot?)", group.Key));
         }
+        HostLocal(store, bootId, hostLocalDirs, findings);
         return findings;
+    }
+
+    private static void HostLocal(SqliteLeaseStore store, string bootId, IReadOnlyList<string> dirs, List<Finding> findings)
+    {
+        var scan = HostLocalDirs.Scan(dirs);
+        var present = scan.Files.Select(f => (f.Dir, f.Network, f.Address.ToString(), f.ContainerId, f.IfName)).ToHashSet();
+        var earlier = store.Read(tx => tx.GuardedFiles())
+            .Where(g => g.BootId != bootId && present.Contains((g.Dir, g.Network, g.Address.ToString(), g.ContainerId, g.IfName)));
+        foreach (var group in earlier.GroupBy(g => (g.Dir, g.Network)))
+        {
+            findings.Add(new Finding("host-local-previous-boot",
+                $"host-local network {group.Key.Network} in {group.Key.Dir}: {group.Count()} lease files from earlier boots remain (has 'berth-agent recover' run this boot?)", group.Key.Network));
+        }
+        foreach (var warning in scan.Warnings) findings.Add(new Finding("host-local-skipped", warning));
     }
 }

@@ -29,7 +29,7 @@ internal sealed class HostLocalImport(SqliteLeaseStore store, IBootClock clock, 
             .Where(n => onlyNetwork is null || n == onlyNetwork).Order(StringComparer.Ordinal).ToList();
         if (onlyNetwork is not null && networks.Count == 0) throw new Berth.Shared.Cni.CniException(Berth.Shared.Cni.ErrorCodes.IoFailure, $"no network \"{onlyNetwork}\" under {directory}");
         var recorded = store.Query(q => q.Networks()).ToDictionary(n => n.Network, n => RecordedRanges.Parse(n.Network, n.Ranges));
-        ImportReport Act(ILeaseTransaction tx)
+        ImportReport Act(IStoreTransaction tx)
         {
             foreach (var network in networks)
             {
@@ -45,7 +45,7 @@ internal sealed class HostLocalImport(SqliteLeaseStore store, IBootClock clock, 
         return dryRun ? store.Rehearse(Act) : store.Write(Act);
     }
 
-    private void ImportNetwork(ILeaseTransaction tx, string path, string network, IReadOnlyList<RangeSet>? sets, string actor, ImportReport report)
+    private void ImportNetwork(IStoreTransaction tx, string path, string network, IReadOnlyList<RangeSet>? sets, string actor, ImportReport report)
     {
         var entries = new List<(IPAddress Address, string ContainerId, string IfName, string File)>();
         var cursors = new List<(int RangeSet, IPAddress Address)>();

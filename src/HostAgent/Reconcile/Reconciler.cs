@@ -1,26 +1,32 @@
 using System.Diagnostics;
 using Berth.HostAgent.Evidence;
+using Berth.HostAgent.HostLocal;
 using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
 
 namespace Berth.HostAgent.Reconcile;
 
 /// <summary>The outcome of one pass.</summary>
-internal sealed record ReconcileReport(IReadOnlyList<Decision> Decisions, TimeSpan Duration, bool DryRun)
+internal sealed record ReconcileReport(IReadOnlyList<Decision> Decisions, TimeSpan Duration, bool DryRun, IReadOnlyList<string> Warnings)
 {
     public int Released => Decisions.Count(d => d.Verdict == Verdict.Release);
     public int Unknown => Decisions.Count(d => d.Verdict == Verdict.Unknown);
+
+    /// <summary>The pass in one sentence, for the terminal, the journal and systemd's STATUS.</summary>
+    public string Summary => $"{Decisions.Count} leases, {Released} {(DryRun ? "would be released" : "released")}, {Unknown} unknown, {Duration.TotalMilliseconds:0} ms";
 }
 
 /// <summary>
-/// One reconcile pass over every lease, by PRODUCT.md's rules. A lease of an earlier boot goes unless its
-/// netns is the same namespace or the runtime lists its sandbox as ready. A lease of this boot goes only
-/// when it is older than the grace period (boot clock, never the wall clock), was found without evidence on
-/// two consecutive passes, and is still without evidence when checked again just before release. Unknown
-/// evidence never releases. A dry run decides and reports but writes nothing.
+/// One reconcile pass over every lease of berth's store, by the rules of <see cref="Liveness"/>. A lease of an
+/// earlier boot goes unless its netns is the same namespace or the runtime lists its sandbox as ready. A lease of
+/// this boot goes only when it is older than the grace period (boot clock, never the wall clock), was found
+/// without evidence on two consecutive passes, and is still without evidence when checked again just before
+/// release. Unknown evidence never releases it. A dry run decides and reports but writes nothing. With a
+/// <see cref="HostLocalGuard"/>, host-local's files go through the same pass with the same evidence.
 /// </summary>
 internal sealed class Reconciler(
-    ILeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime, TimeSpan gracePeriod, string actor)
+    ILeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime, TimeSpan gracePeriod, string actor,
+    HostLocalGuard? guard = null)
 {
     public async Task<ReconcileReport> PassAsync(bool dryRun, CancellationToken cancellationToken)
     {
@@ -29,12 +35,12 @@ internal sealed class Reconciler(
         var evidence = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
         var decisions = new List<Decision>();
         var candidates = new List<Lease>();
-        List<Decision> Judge(ILeaseTransaction tx)
+        List<Decision> Judge(IStoreTransaction tx)
         {
             var result = new List<Decision>();
             foreach (var lease in leases)
             {
-                var decision = Decide(lease, evidence, tx);
+                var decision = Decide(lease, evidence.Judge(lease), clock, gracePeriod, () => tx.AddStrike(lease), () => tx.ClearStrikes(lease));
                 if (decision.Verdict == Verdict.Release) candidates.Add(lease);
                 else result.Add(decision);
             }
@@ -46,60 +52,72 @@ internal sealed class Reconciler(
         {
             // Just before release, look again: a sandbox may have come up, or a DEL may have raced us.
             var fresh = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
-            List<Decision> Release(ILeaseTransaction tx)
+            List<Decision> Release(IStoreTransaction tx)
             {
                 var result = new List<Decision>();
                 foreach (var candidate in candidates)
                 {
                     var current = tx.Holder(candidate.Network, candidate.Address);
                     if (current is null || !current.IsOwnedBy(candidate.ContainerId, candidate.IfName)) continue;
-                    var (kind, detail) = fresh.Judge(current);
-                    if (!Releasable(current, kind))
+                    var found = fresh.Judge(current);
+                    if (Recheck(current, found, clock, () => tx.ClearStrikes(current)) is { } kept)
                     {
-                        if (kind is EvidenceKind.Netns or EvidenceKind.Process or EvidenceKind.Runtime) tx.ClearStrikes(current);
-                        result.Add(new Decision(current, kind == EvidenceKind.Unknown ? Verdict.Unknown : Verdict.Keep, kind, "re-checked before release: " + detail));
+                        result.Add(kept);
                         continue;
                     }
-                    tx.Release(current, new Change(Reasons.Reconcile, actor, detail));
-                    result.Add(new Decision(current, Verdict.Release, kind, detail));
+                    tx.Release(current, new Change(Reasons.Reconcile, actor, found.Detail));
+                    result.Add(new Decision(current, Verdict.Release, found.Kind, found.Detail));
                 }
                 return result;
             }
             // A dry run's strikes were rolled back with its first transaction: count them again here.
             decisions.AddRange(dryRun ? store.Rehearse(tx => { foreach (var c in candidates) tx.AddStrike(c); return Release(tx); }) : store.Write(Release));
         }
-        return new ReconcileReport(decisions, watch.Elapsed, dryRun);
+        var warnings = new List<string>();
+        if (guard is not null)
+        {
+            var guarded = await guard.PassAsync(evidence, () => EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken), dryRun).ConfigureAwait(false);
+            decisions.AddRange(guarded.Decisions);
+            warnings.AddRange(guarded.Warnings);
+        }
+        return new ReconcileReport(decisions, watch.Elapsed, dryRun, warnings);
     }
 
-    private Decision Decide(Lease lease, EvidenceSnapshot evidence, ILeaseTransaction tx)
+    /// <summary>
+    /// A pass's verdict on one lease, wherever it is kept (berth's store or host-local's files): the store keeps
+    /// the strikes, <paramref name="strike"/> counts one more and returns the count, <paramref name="clearStrikes"/>
+    /// forgets them. The lease's boot and time since boot are when it was made (or first seen, for host-local).
+    /// </summary>
+    public static Decision Decide(Lease lease, (EvidenceKind Kind, string Detail) found, IBootClock clock, TimeSpan gracePeriod, Func<int> strike, Action clearStrikes)
     {
-        var (kind, detail) = evidence.Judge(lease);
-        if (lease.BootId != clock.BootId)
+        var (kind, detail) = found;
+        var earlier = lease.BootId != clock.BootId;
+        switch (Liveness.Judge(earlier, kind))
         {
-            return Releasable(lease, kind)
-                ? new Decision(lease, Verdict.Release, kind, $"made in boot {lease.BootId}: " + detail)
-                : new Decision(lease, Verdict.Keep, kind, detail);
-        }
-        switch (kind)
-        {
-            case EvidenceKind.Netns or EvidenceKind.Process or EvidenceKind.Runtime:
-                tx.ClearStrikes(lease);
+            case OwnerState.Alive:
+                if (!earlier) clearStrikes();
                 return new Decision(lease, Verdict.Keep, kind, detail);
-            case EvidenceKind.Unknown:
+            case OwnerState.Unknown:
                 return new Decision(lease, Verdict.Unknown, kind, detail);
         }
+        if (earlier) return new Decision(lease, Verdict.Release, kind, $"made in boot {lease.BootId}: " + detail);
         var age = clock.SinceBoot - lease.SinceBoot;
-        if (age < gracePeriod) return new Decision(lease, Verdict.Young, kind, $"{detail}; {Age(age)} old, within the grace period of {Age(gracePeriod)}");
-        var strikes = tx.AddStrike(lease);
-        return strikes >= 2
+        if (!Liveness.PastGrace(age, gracePeriod)) return new Decision(lease, Verdict.Young, kind, $"{detail}; {Age(age)} old, within the grace period of {Age(gracePeriod)}");
+        var strikes = strike();
+        return strikes >= Liveness.StrikesToRelease
             ? new Decision(lease, Verdict.Release, kind, $"{detail}; {strikes} passes without evidence", strikes)
-            : new Decision(lease, Verdict.Strike, kind, $"{detail}; strike {strikes}, released at 2", strikes);
+            : new Decision(lease, Verdict.Strike, kind, $"{detail}; strike {strikes}, released at {Liveness.StrikesToRelease}", strikes);
     }
 
-    /// <summary>An earlier boot's lease goes unless its netns lives or the runtime lists it; this boot's needs None.</summary>
-    private bool Releasable(Lease lease, EvidenceKind kind) => lease.BootId != clock.BootId
-        ? kind is not (EvidenceKind.Netns or EvidenceKind.Runtime)
-        : kind == EvidenceKind.None;
+    /// <summary>The re-check just before release: null when the lease may still go, else why it stays.</summary>
+    public static Decision? Recheck(Lease lease, (EvidenceKind Kind, string Detail) found, IBootClock clock, Action clearStrikes)
+    {
+        var earlier = lease.BootId != clock.BootId;
+        var state = Liveness.Judge(earlier, found.Kind);
+        if (state == OwnerState.Gone) return null;
+        if (state == OwnerState.Alive && !earlier) clearStrikes();
+        return new Decision(lease, state == OwnerState.Unknown ? Verdict.Unknown : Verdict.Keep, found.Kind, "re-checked before release: " + found.Detail);
+    }
 
     private static string Age(TimeSpan t) => t.TotalMinutes >= 1 ? $"{t.TotalMinutes:0.#} min" : $"{t.TotalSeconds:0} s";
 }

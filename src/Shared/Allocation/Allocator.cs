@@ -39,7 +39,6 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
             }
             leases.Add(requested is not null ? Take(set, requested, who) : Next(set, who));
         }
-        store.RecordRanges(who.Network, RangesText(config));
         return leases;
     }
 
@@ -180,9 +179,10 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
         return null;
     }
 
+    /// <summary>Leases of earlier boots whose owner is gone by <see cref="Liveness"/>; the plugin asks no runtime.</summary>
     private IEnumerable<Lease> Reclaimable(string network, RangeSet set) =>
         set.Ranges.SelectMany(r => store.Leases(network, r.Start, r.End))
-            .Where(l => l.BootId != clock.BootId && !NetnsEvidence.Matches(l, netns));
+            .Where(l => l.BootId != clock.BootId && Liveness.Judge(earlierBoot: true, NetnsEvidence.Of(l, netns)) == OwnerState.Gone);
 
     private CniException Full(string network, RangeSet set)
     {
@@ -203,30 +203,4 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
     }
 
     private static string Or(string text, string fallback) => text.Length > 0 ? text : fallback;
-
-    /// <summary>The canonical ranges as JSON, recorded per network for the operator checks.</summary>
-    public static string RangesText(IpamConfig config)
-    {
-        using var buffer = new MemoryStream();
-        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
-        {
-            w.WriteStartArray();
-            foreach (var set in config.RangeSets)
-            {
-                w.WriteStartArray();
-                foreach (var r in set.Ranges)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("subnet", r.Subnet.ToString());
-                    w.WriteString("rangeStart", r.Start.ToString());
-                    w.WriteString("rangeEnd", r.End.ToString());
-                    w.WriteString("gateway", r.Gateway.ToString());
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            }
-            w.WriteEndArray();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
-    }
 }

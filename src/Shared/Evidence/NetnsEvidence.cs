@@ -11,4 +11,10 @@ public static class NetnsEvidence
     /// <summary>Whether the lease's netns path still names the namespace it was made for.</summary>
     public static bool Matches(Lease lease, INetnsProbe probe) =>
         lease.Netns.Length > 0 && probe.Inode(lease.Netns) is { } inode && (lease.NetnsInode is null || lease.NetnsInode == inode);
+
+    /// <summary>
+    /// The evidence of the netns path alone, for callers that ask no other source (the plugin, boot recovery):
+    /// <see cref="EvidenceKind.Netns"/>, or <see cref="EvidenceKind.Unknown"/> since the runtime was not asked.
+    /// </summary>
+    public static EvidenceKind Of(Lease lease, INetnsProbe probe) => Matches(lease, probe) ? EvidenceKind.Netns : EvidenceKind.Unknown;
 }

@@ -4,14 +4,14 @@ namespace Berth.Shared.Leases;
 public interface ILeaseStore : IDisposable
 {
     /// <summary>Runs <paramref name="work"/> in one write transaction, committed (durably) when it returns.</summary>
-    T Write<T>(Func<ILeaseTransaction, T> work);
+    T Write<T>(Func<IStoreTransaction, T> work);
 
     /// <summary>Runs <paramref name="work"/> on a consistent snapshot; nothing is written.</summary>
-    T Read<T>(Func<ILeaseTransaction, T> work);
+    T Read<T>(Func<IStoreTransaction, T> work);
 
     /// <summary>
     /// Runs <paramref name="work"/> in a write transaction that is always rolled back: a dry run does the real
     /// work, so it reports exactly what would happen, and keeps none of it.
     /// </summary>
-    T Rehearse<T>(Func<ILeaseTransaction, T> work);
+    T Rehearse<T>(Func<IStoreTransaction, T> work);
 }

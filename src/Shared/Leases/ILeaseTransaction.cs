@@ -4,7 +4,8 @@ namespace Berth.Shared.Leases;
 
 /// <summary>
 /// The store as the allocator sees it, inside one transaction: everything it reads is consistent, and
-/// everything it changes is committed together (history included) or not at all.
+/// everything it changes is committed together (history included) or not at all. Small on purpose (as
+/// host-local's store is): what only the plugin's verbs or the agent need is on <see cref="IStoreTransaction"/>.
 /// </summary>
 public interface ILeaseTransaction
 {
@@ -31,31 +32,4 @@ public interface ILeaseTransaction
 
     /// <summary>Removes a lease and records why; false when it was already gone.</summary>
     bool Release(Lease lease, Change change);
-
-    /// <summary>Every lease of every network, ordered by network and address.</summary>
-    IReadOnlyList<Lease> AllLeases();
-
-    /// <summary>When the once-per-boot recovery ran for this boot, or null.</summary>
-    DateTimeOffset? RecoveredAt(string bootId);
-
-    /// <summary>Records that recovery ran for this boot and how many leases it released.</summary>
-    void RecordRecovery(string bootId, int released);
-
-    /// <summary>
-    /// Counts one more consecutive reconcile pass that found the lease without evidence; returns the count.
-    /// A different owner of the same address starts again at one.
-    /// </summary>
-    int AddStrike(Lease lease);
-
-    /// <summary>Forgets the lease's strikes: evidence was found.</summary>
-    void ClearStrikes(Lease lease);
-
-    /// <summary>
-    /// Deletes history rows that are both older than <paramref name="keepSince"/> and not among the newest
-    /// <paramref name="keepEvents"/>: whichever keeps more wins. Leases are never touched.
-    /// </summary>
-    int PruneHistory(int keepEvents, DateTimeOffset keepSince);
-
-    /// <summary>Remembers the network's current ranges (as the plugin last saw them) for the operator checks.</summary>
-    void RecordRanges(string network, string ranges);
 }

@@ -17,6 +17,10 @@ public static class Reasons
     public const string ExhaustedReclaim = "exhausted-reclaim";
     /// <summary>Released by an operator.</summary>
     public const string Manual = "manual";
+    /// <summary>A host-local lease file deleted by the agent's once-per-boot recovery: a file of an earlier boot.</summary>
+    public const string HostLocalBootRecovery = "host-local-boot-recovery";
+    /// <summary>A host-local lease file deleted by the agent's reconcile: no ready sandbox past the grace period.</summary>
+    public const string HostLocalReconcile = "host-local-reconcile";
     /// <summary>Taken over from host-local's files.</summary>
     public const string Import = "import";
 }

@@ -14,9 +14,22 @@ internal sealed class SqliteDb : IDisposable
 
     private SqliteDb(sqlite3 db) => _db = db;
 
-    public static SqliteDb Open(string path, bool create = false)
+    public static SqliteDb Open(string path, bool create = false) =>
+        Open(path, raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_NOMUTEX | (create ? raw.SQLITE_OPEN_CREATE : 0));
+
+    /// <summary>
+    /// Opens a store on a read-only filesystem. SQLite reads a WAL database there while its -wal and -shm files
+    /// exist (berth's processes leave them: no checkpoint on close); with no -wal file every committed page is in
+    /// the database file itself, and "immutable" tells SQLite not to look for the others.
+    /// </summary>
+    public static SqliteDb OpenReadOnly(string path)
     {
-        var flags = raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_NOMUTEX | (create ? raw.SQLITE_OPEN_CREATE : 0);
+        var uri = "file:" + Uri.EscapeDataString(path).Replace("%2F", "/", StringComparison.Ordinal) + (File.Exists(path + "-wal") ? "?mode=ro" : "?mode=ro&immutable=1");
+        return Open(uri, raw.SQLITE_OPEN_READONLY | raw.SQLITE_OPEN_NOMUTEX | raw.SQLITE_OPEN_URI);
+    }
+
+    private static SqliteDb Open(string path, int flags)
+    {
         var rc = raw.sqlite3_open_v2(path, out var db, flags, null);
         if (rc != raw.SQLITE_OK)
         {

@@ -5,7 +5,7 @@ namespace Berth.Shared.Leases;
 public sealed partial class SqliteLeaseStore
 {
     /// <summary>The schema version this build writes (PRAGMA user_version).</summary>
-    public const int SchemaVersion = 3;
+    public const int SchemaVersion = 4;
 
     /// <summary>
     /// Forward migrations, one per version. Each runs in the same transaction as the version bump, so a
@@ -97,6 +97,23 @@ public sealed partial class SqliteLeaseStore
                 count INTEGER NOT NULL,
                 PRIMARY KEY (network, address_key)
             ) WITHOUT ROWID;
+            """),
+        // 4: the guardian's ledger of host-local's files: when each was first seen (boot and boot clock) and
+        // its strikes; and which store a history row's lease lived in (NULL: berth's own).
+        db => db.Execute("""
+            CREATE TABLE guarded_files (
+                dir TEXT NOT NULL,
+                network TEXT NOT NULL,
+                address TEXT NOT NULL,
+                container_id TEXT NOT NULL,
+                ifname TEXT NOT NULL,
+                boot_id TEXT NOT NULL,
+                since_boot_ns INTEGER NOT NULL,
+                seen_at TEXT NOT NULL,
+                strikes INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (dir, network, address)
+            ) WITHOUT ROWID;
+            ALTER TABLE history ADD COLUMN store TEXT;
             """),
     ];
 

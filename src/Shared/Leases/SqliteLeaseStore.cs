@@ -42,9 +42,19 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
         SqliteDb? db = null;
         try
         {
-            if (options.Create) CreateFile(path);
-            else if (!File.Exists(path)) throw new CniException(ErrorCodes.IoFailure, $"store {path} does not exist: nothing has been leased yet, or --store names the wrong file");
+            if (options.Create && !options.ReadOnly) CreateFile(path);
+            else if (!File.Exists(path)) throw new CniException(ErrorCodes.IoFailure, $"no store at {path}: nothing has been leased there yet, or the path is wrong");
             RefuseEmptyFileWithLog(path);
+            if (options.ReadOnly && StoreErrors.OnReadOnlyFilesystem(path))
+            {
+                db = SqliteDb.OpenReadOnly(path);
+                if (db.Scalar("PRAGMA user_version") is var version && version != SchemaVersion)
+                {
+                    throw new CniException(ErrorCodes.IoFailure,
+                        $"store {path} has schema version {version}, this berth-agent reads {SchemaVersion}, and it is on a read-only filesystem: read it with the berth-agent that wrote it, or mount it writable");
+                }
+                return new SqliteLeaseStore(path, db, options);
+            }
             db = SqliteDb.Open(path);
             raw.sqlite3_busy_timeout(db.Handle, (int)options.LockTimeout.TotalMilliseconds);
             // The WAL is checkpointed by committers once it grows (KeepWalShort), not by every short-lived
@@ -111,7 +121,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     }
 
     /// <inheritdoc />
-    public T Write<T>(Func<ILeaseTransaction, T> work)
+    public T Write<T>(Func<IStoreTransaction, T> work)
     {
         T result;
         using (WriterLock.Acquire(LockPath(Path), Options.LockTimeout))
@@ -124,13 +134,13 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     }
 
     /// <inheritdoc />
-    public T Read<T>(Func<ILeaseTransaction, T> work) => Run(work, "BEGIN", commit: false);
+    public T Read<T>(Func<IStoreTransaction, T> work) => Run(work, "BEGIN", commit: false);
 
     /// <summary>Runs read-only queries on a consistent snapshot.</summary>
     public T Query<T>(Func<IStoreQueries, T> work) => Run(tx => work((SqliteLeaseTransaction)tx), "BEGIN", commit: false);
 
     /// <inheritdoc />
-    public T Rehearse<T>(Func<ILeaseTransaction, T> work)
+    public T Rehearse<T>(Func<IStoreTransaction, T> work)
     {
         using var _ = WriterLock.Acquire(LockPath(Path), Options.LockTimeout);
         return Run(work, "BEGIN IMMEDIATE", commit: false);
@@ -139,7 +149,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     /// <summary>The file writers flock before they write (see <see cref="WriterLock"/>).</summary>
     internal static string LockPath(string storePath) => storePath + ".lock";
 
-    private T Run<T>(Func<ILeaseTransaction, T> work, string begin, bool commit)
+    private T Run<T>(Func<IStoreTransaction, T> work, string begin, bool commit)
     {
         try
         {

@@ -7,7 +7,7 @@ namespace Berth.Shared.Leases;
 /// One transaction on the SQLite store. Every lease change also updates the runs table (maximal stretches
 /// of consecutive leased addresses) and appends a history row, all inside the same transaction.
 /// </summary>
-internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : ILeaseTransaction, IStoreQueries, IDisposable
+internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTransaction, IStoreQueries, IDisposable
 {
     private const string LeaseColumns = "network, address, range_set, subnet, container_id, ifname, netns, netns_inode, pod_namespace, pod_name, pod_uid, boot_id, since_boot_ns, created_at, origin";
     private readonly Dictionary<string, SqliteStatement> _commands = new(StringComparer.Ordinal);
@@ -105,6 +105,51 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : ILeaseTra
         Command("DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - $k AND at < $t",
             ("$k", keepEvents), ("$t", Timestamp(keepSince))).Run();
 
+    public IReadOnlyList<GuardedFile> GuardedFiles()
+    {
+        var result = new List<GuardedFile>();
+        var reader = Command("SELECT dir, network, address, container_id, ifname, boot_id, since_boot_ns, seen_at, strikes FROM guarded_files ORDER BY dir, network, address");
+        while (reader.Step())
+        {
+            // A row this build did not write (a damaged or edited store) is skipped, not trusted.
+            if (!IPAddress.TryParse(reader.Text(2), out var address)) continue;
+            result.Add(new GuardedFile(reader.Text(0), reader.Text(1), address, reader.Text(3), reader.Text(4), reader.Text(5),
+                TimeSpan.FromTicks(reader.Int64(6) / 100), DateTimeOffset.Parse(reader.Text(7), CultureInfo.InvariantCulture), (int)reader.Int64(8)));
+        }
+        return result;
+    }
+
+    public GuardedFile SeeGuardedFile(GuardedFile file)
+    {
+        var clock = store.Options.BootClock;
+        var seen = file with { BootId = clock.BootId, SinceBoot = clock.SinceBoot, SeenAt = store.Options.Time.GetUtcNow(), Strikes = 0 };
+        Command("""
+            INSERT INTO guarded_files (dir, network, address, container_id, ifname, boot_id, since_boot_ns, seen_at, strikes) VALUES ($d, $n, $a, $c, $i, $b, $t, $at, 0)
+            ON CONFLICT (dir, network, address) DO UPDATE SET container_id = excluded.container_id, ifname = excluded.ifname,
+                boot_id = excluded.boot_id, since_boot_ns = excluded.since_boot_ns, seen_at = excluded.seen_at, strikes = 0
+            """, ("$d", seen.Dir), ("$n", seen.Network), ("$a", seen.Address.ToString()), ("$c", seen.ContainerId), ("$i", seen.IfName),
+            ("$b", seen.BootId), ("$t", seen.SinceBoot.Ticks * 100), ("$at", Timestamp(seen.SeenAt))).Run();
+        return seen;
+    }
+
+    public int StrikeGuardedFile(GuardedFile file) => (int)Single(Command(
+        "UPDATE guarded_files SET strikes = strikes + 1 WHERE dir = $d AND network = $n AND address = $a RETURNING strikes",
+        ("$d", file.Dir), ("$n", file.Network), ("$a", file.Address.ToString())));
+
+    public void ClearGuardedFileStrikes(GuardedFile file) =>
+        Command("UPDATE guarded_files SET strikes = 0 WHERE dir = $d AND network = $n AND address = $a",
+            ("$d", file.Dir), ("$n", file.Network), ("$a", file.Address.ToString())).Run();
+
+    public void ForgetGuardedFile(GuardedFile file) =>
+        Command("DELETE FROM guarded_files WHERE dir = $d AND network = $n AND address = $a",
+            ("$d", file.Dir), ("$n", file.Network), ("$a", file.Address.ToString())).Run();
+
+    public void RecordGuardedRelease(GuardedFile file, Change change)
+    {
+        ForgetGuardedFile(file);
+        RecordHistory("release", file.AsLease(), change, file.Store);
+    }
+
     public void RecordRanges(string network, string ranges) =>
         Command("INSERT INTO networks (name, ranges, updated_at) VALUES ($n, $r, $at) ON CONFLICT (name) DO UPDATE SET ranges = excluded.ranges, updated_at = excluded.updated_at WHERE ranges <> excluded.ranges",
             ("$n", network), ("$r", ranges), ("$at", Timestamp(store.Options.Time.GetUtcNow()))).Run();
@@ -132,7 +177,7 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : ILeaseTra
     {
         var result = new List<HistoryEntry>();
         var reader = Command("""
-            SELECT id, at, boot_id, action, reason, actor, network, address, container_id, ifname, pod_namespace, pod_name, detail FROM history
+            SELECT id, at, boot_id, action, reason, actor, network, address, container_id, ifname, pod_namespace, pod_name, detail, store FROM history
             WHERE ($a IS NULL OR address = $a) AND ($n IS NULL OR network = $n) AND ($s IS NULL OR at >= $s)
             ORDER BY id DESC LIMIT $l
             """, ("$a", filter.Address), ("$n", filter.Network), ("$s", filter.Since is { } since ? Timestamp(since) : null), ("$l", filter.Limit));
@@ -140,7 +185,7 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : ILeaseTra
         {
             result.Add(new HistoryEntry(reader.Int64(0), DateTimeOffset.Parse(reader.Text(1), CultureInfo.InvariantCulture), reader.Text(2),
                 reader.Text(3), reader.Text(4), reader.Text(5), reader.Text(6), reader.Text(7), reader.Text(8),
-                reader.Text(9), reader.TextOrNull(10), reader.TextOrNull(11), reader.TextOrNull(12)));
+                reader.Text(9), reader.TextOrNull(10), reader.TextOrNull(11), reader.TextOrNull(12), reader.TextOrNull(13) ?? HistoryEntry.BerthStore));
         }
         result.Reverse();
         return result;
@@ -164,14 +209,14 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : ILeaseTra
         return result;
     }
 
-    private void RecordHistory(string action, Lease lease, Change change)
+    private void RecordHistory(string action, Lease lease, Change change, string? leaseStore = null)
     {
         var clock = store.Options.BootClock;
-        Command("INSERT INTO history (at, boot_id, since_boot_ns, action, reason, actor, network, address, container_id, ifname, pod_namespace, pod_name, pod_uid, detail) VALUES ($at, $b, $t, $act, $why, $who, $n, $a, $c, $i, $pns, $pn, $pu, $d)",
+        Command("INSERT INTO history (at, boot_id, since_boot_ns, action, reason, actor, network, address, container_id, ifname, pod_namespace, pod_name, pod_uid, detail, store) VALUES ($at, $b, $t, $act, $why, $who, $n, $a, $c, $i, $pns, $pn, $pu, $d, $st)",
             ("$at", Timestamp(store.Options.Time.GetUtcNow())), ("$b", clock.BootId), ("$t", clock.SinceBoot.Ticks * 100),
             ("$act", action), ("$why", change.Reason), ("$who", change.Actor), ("$n", lease.Network), ("$a", lease.Address.ToString()),
             ("$c", lease.ContainerId), ("$i", lease.IfName), ("$pns", lease.PodNamespace), ("$pn", lease.PodName), ("$pu", lease.PodUid),
-            ("$d", change.Detail)).Run();
+            ("$d", change.Detail), ("$st", leaseStore)).Run();
     }
 
     private (byte[] First, byte[] Last)? RunContaining(string network, byte[] key)

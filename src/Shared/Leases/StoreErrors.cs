@@ -1,9 +1,10 @@
+using System.Runtime.InteropServices;
 using Berth.Shared.Cni;
 
 namespace Berth.Shared.Leases;
 
 /// <summary>Turns SQLite's failures into CNI errors that tell an operator what happened and what to do.</summary>
-internal static class StoreErrors
+internal static partial class StoreErrors
 {
     private const int Busy = 5, Locked = 6, ReadOnly = 8, IoErr = 10, Corrupt = 11, Full = 13, CantOpen = 14, Constraint = 19, NotADb = 26, Perm = 3;
 
@@ -15,6 +16,8 @@ internal static class StoreErrors
             $"store {path} is damaged ({e.Message.TrimEnd('.')}): berth will not reset it; stop berth-agent, move the file aside and run 'berth-agent check', or restore it from a backup",
             e.Message),
         Full => new CniException(ErrorCodes.IoFailure, $"store {path}: the disk is full; free space on its filesystem", e.Message),
+        ReadOnly or Perm or CantOpen when OnReadOnlyFilesystem(path) => new CniException(ErrorCodes.IoFailure,
+            $"store {path} is on a read-only filesystem: remount it read-write (berth-agent leases, history and check can still read it)", e.Message),
         ReadOnly or Perm or CantOpen => new CniException(ErrorCodes.IoFailure,
             $"store {path} cannot be opened for writing ({e.Message.TrimEnd('.')}): the plugin runs as root; check the directory and file permissions", e.Message),
         IoErr => new CniException(ErrorCodes.IoFailure, $"store {path}: I/O error ({e.Message.TrimEnd('.')}); check the disk", e.Message),
@@ -25,6 +28,22 @@ internal static class StoreErrors
             e.Message),
     };
 
-    public static CniException From(Exception e, string path) => new(ErrorCodes.IoFailure,
-        $"store {path} cannot be used: {e.Message}", e.GetType().Name);
+    public static CniException From(Exception e, string path) => OnReadOnlyFilesystem(path)
+        ? new(ErrorCodes.IoFailure, $"store {path} is on a read-only filesystem: remount it read-write (berth-agent leases, history and check can still read it)", e.Message)
+        : new(ErrorCodes.IoFailure, $"store {path} cannot be used: {e.Message}", e.GetType().Name);
+
+    /// <summary>Whether the store's directory (or the nearest one that exists) is on a read-only filesystem (EROFS).</summary>
+    public static bool OnReadOnlyFilesystem(string path)
+    {
+        const int WOk = 2, ERofs = 30;
+        for (var dir = Path.GetDirectoryName(Path.GetFullPath(path)); dir is not null; dir = Path.GetDirectoryName(dir))
+        {
+            if (!Directory.Exists(dir)) continue;
+            return access(dir, WOk) != 0 && Marshal.GetLastPInvokeError() == ERofs;
+        }
+        return false;
+    }
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int access(string path, int mode);
 }

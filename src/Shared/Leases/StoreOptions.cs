@@ -11,6 +11,12 @@ public sealed record StoreOptions(IBootClock BootClock, TimeProvider Time)
     /// </summary>
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Whether a missing store may be created (the plugin's ADD may; read-only commands may not).</summary>
+    /// <summary>Whether a missing store may be created (the plugin's ADD and the agent's boot recovery may; operator commands may not).</summary>
     public bool Create { get; init; } = true;
+
+    /// <summary>
+    /// For commands that only read (leases, history, check): on a read-only filesystem (a rescue boot) the store is
+    /// opened read-only instead of failing; it is never created. Writing through such a store fails with error 5.
+    /// </summary>
+    public bool ReadOnly { get; init; }
 }

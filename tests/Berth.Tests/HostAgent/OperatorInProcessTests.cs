@@ -3,6 +3,7 @@ using Berth.HostAgent;
 using Berth.HostAgent.Evidence;
 using Berth.HostAgent.Operator;
 using Berth.Shared.Allocation;
+using Berth.Shared.Config;
 using Berth.Shared.Leases;
 using Berth.Tests.Support;
 using NSubstitute;
@@ -25,12 +26,16 @@ public sealed class OperatorInProcessTests : IDisposable
         var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
         foreach (var id in new[] { "c1", "c2" })
         {
-            _store.Write(tx => new Allocator(tx, _clock, TimeProvider.System, _netns).Allocate(config, new Attachment("net1", id, "eth0", "/run/netns/" + id, 7)));
+            _store.Write(tx =>
+            {
+                tx.RecordRanges("net1", RecordedRanges.Format(config));
+                return new Allocator(tx, _clock, TimeProvider.System, _netns).Allocate(config, new Attachment("net1", id, "eth0", "/run/netns/" + id, 7));
+            });
         }
     }
 
     private ReleaseOutcome Release(string address, string? owner = null, bool force = false) =>
-        new ManualRelease(_store, _netns, new NoProcesses(), _runtime).RunAsync(address, "net1", owner, force, dryRun: false, "tester", default).GetAwaiter().GetResult();
+        new ManualRelease(_store, _clock, _netns, new NoProcesses(), _runtime, []).RunAsync(address, "net1", owner, force, dryRun: false, "tester", default).GetAwaiter().GetResult();
 
     private sealed class NoProcesses : IProcessNamespaces
     {
@@ -42,8 +47,8 @@ public sealed class OperatorInProcessTests : IDisposable
     {
         _runtime.ReadySandboxesAsync(default).ReturnsForAnyArgs(new SandboxList(true, new HashSet<string> { "c1" }));
 
-        Assert.Equal(Cli.Refused, Release("10.68.0.2").ExitCode);
-        Assert.Equal(Cli.Ok, Release("10.68.0.3").ExitCode);
+        Assert.Equal(ReleaseStatus.Refused, Release("10.68.0.2").Status);
+        Assert.Equal(ReleaseStatus.Released, Release("10.68.0.3").Status);
     }
 
     [Fact]
@@ -54,9 +59,9 @@ public sealed class OperatorInProcessTests : IDisposable
         var refused = Release("10.68.0.2");
         var forced = Release("10.68.0.2", force: true);
 
-        Assert.Equal(Cli.Refused, refused.ExitCode);
+        Assert.Equal(ReleaseStatus.Refused, refused.Status);
         Assert.Contains("cannot be checked (socket down)", refused.Message);
-        Assert.Equal(Cli.Ok, forced.ExitCode);
+        Assert.Equal(ReleaseStatus.Released, forced.Status);
         Assert.Null(_store.Read(tx => tx.Holder("net1", IPAddress.Parse("10.68.0.2"))));
         var entry = _store.Query(q => q.History(new HistoryFilter("10.68.0.2"))).Last();
         Assert.Equal(("manual", "tester"), (entry.Reason, entry.Actor));
@@ -65,15 +70,19 @@ public sealed class OperatorInProcessTests : IDisposable
     [Fact]
     public void Check_finds_nothing_in_a_healthy_store_and_a_full_range_when_full()
     {
-        Assert.Empty(HealthCheck.Run(_store, "boot-1"));
+        Assert.Empty(HealthCheck.Run(_store, "boot-1", []));
         var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
         foreach (var id in new[] { "c3", "c4", "c5" })
         {
-            _store.Write(tx => new Allocator(tx, _clock, TimeProvider.System, _netns).Allocate(config, new Attachment("net1", id, "eth0")));
+            _store.Write(tx =>
+            {
+                tx.RecordRanges("net1", RecordedRanges.Format(config));
+                return new Allocator(tx, _clock, TimeProvider.System, _netns).Allocate(config, new Attachment("net1", id, "eth0"));
+            });
         }
 
-        Assert.Equal(["range-full"], HealthCheck.Run(_store, "boot-1").Select(f => f.Kind));
-        Assert.Equal(["range-full", "previous-boot"], HealthCheck.Run(_store, "boot-2").Select(f => f.Kind));
+        Assert.Equal(["range-full"], HealthCheck.Run(_store, "boot-1", []).Select(f => f.Kind));
+        Assert.Equal(["range-full", "previous-boot"], HealthCheck.Run(_store, "boot-2", []).Select(f => f.Kind));
     }
 
     [Fact]

@@ -5,7 +5,7 @@ using Berth.Shared.Leases;
 namespace Berth.Tests.Support;
 
 /// <summary>
-/// The store seam in memory: a sorted list of leases, naive scans. Small enough to be obviously right, so the
+/// The allocator's store seam in memory: a sorted list of leases, naive scans. Small enough to be obviously right, so the
 /// allocator tables can run against it and, in a second class, against the real SQLite store.
 /// </summary>
 public sealed class MemoryLeaseStore : ILeaseTransaction
@@ -68,36 +68,7 @@ public sealed class MemoryLeaseStore : ILeaseTransaction
     public bool Release(Lease lease, Change change)
     {
         var removed = _leases.RemoveAll(l => l.Network == lease.Network && l.Address.Equals(lease.Address) && l.IsOwnedBy(lease.ContainerId, lease.IfName));
-        if (removed > 0)
-        {
-            History.Add(("release", lease, change));
-            _strikes.Remove((lease.Network, lease.Address));
-        }
+        if (removed > 0) History.Add(("release", lease, change));
         return removed > 0;
     }
-
-    public IReadOnlyList<Lease> AllLeases() => [.. _leases.OrderBy(l => l.Network, StringComparer.Ordinal).ThenBy(l => Ip.ToValue(l.Address))];
-
-    private readonly Dictionary<string, (DateTimeOffset At, int Released)> _boots = [];
-    private readonly Dictionary<(string, IPAddress), (string Owner, int Count)> _strikes = [];
-
-    public DateTimeOffset? RecoveredAt(string bootId) => _boots.TryGetValue(bootId, out var b) ? b.At : null;
-
-    public void RecordRecovery(string bootId, int released) => _boots[bootId] = (DateTimeOffset.UtcNow, released);
-
-    public int AddStrike(Lease lease)
-    {
-        var owner = lease.ContainerId + "/" + lease.IfName;
-        var count = _strikes.TryGetValue((lease.Network, lease.Address), out var s) && s.Owner == owner ? s.Count + 1 : 1;
-        _strikes[(lease.Network, lease.Address)] = (owner, count);
-        return count;
-    }
-
-    public void ClearStrikes(Lease lease) => _strikes.Remove((lease.Network, lease.Address));
-
-    public int PruneHistory(int keepEvents, DateTimeOffset keepSince) => 0;
-
-    public string? Ranges { get; private set; }
-
-    public void RecordRanges(string network, string ranges) => Ranges = ranges;
 }

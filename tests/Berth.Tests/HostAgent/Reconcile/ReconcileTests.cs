@@ -1,6 +1,7 @@
 using System.Net;
 using Berth.HostAgent.Evidence;
 using Berth.HostAgent.Reconcile;
+using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
 using Berth.Tests.Support;
 using NSubstitute;
@@ -180,7 +181,7 @@ public sealed class ReconcileTests : IDisposable
     [Fact]
     public void Unreadable_processes_are_unknown_too()
     {
-        Lease("10.0.0.2");
+        Lease("10.0.0.2", netns: "/run/netns/gone", inode: 5);
         _processes.Inodes = null;
 
         Pass();

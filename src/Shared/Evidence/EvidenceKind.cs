@@ -1,7 +1,7 @@
-namespace Berth.HostAgent.Evidence;
+namespace Berth.Shared.Evidence;
 
 /// <summary>What was found about a lease's owner: the first kind of live evidence, none, or unknown.</summary>
-internal enum EvidenceKind
+public enum EvidenceKind
 {
     /// <summary>Its netns path is the same namespace as at ADD.</summary>
     Netns,
@@ -11,6 +11,6 @@ internal enum EvidenceKind
     Runtime,
     /// <summary>Every source answered, and none knows it.</summary>
     None,
-    /// <summary>A source could not answer (runtime down, permission): never a reason to release.</summary>
+    /// <summary>A source could not answer (runtime down, permission): never a reason to release a lease of this boot.</summary>
     Unknown,
 }

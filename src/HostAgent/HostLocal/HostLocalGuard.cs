@@ -1,0 +1,195 @@
+using Berth.HostAgent.Evidence;
+using Berth.HostAgent.Reconcile;
+using Berth.Shared.Evidence;
+using Berth.Shared.Leases;
+
+namespace Berth.HostAgent.HostLocal;
+
+/// <summary>What the guardian did with host-local's files, and what it skipped.</summary>
+internal sealed record GuardReport(IReadOnlyList<Decision> Decisions, IReadOnlyList<string> Warnings)
+{
+    public static GuardReport Empty { get; } = new([], []);
+}
+
+/// <summary>
+/// The guardian of host-local's own lease files, for clusters whose CNI config names host-local and cannot be
+/// changed (RKE2's Canal). No CNI config is touched: each file is handed to the same rules as berth's leases
+/// (<see cref="Liveness"/>, <see cref="Reconciler.Decide"/>), with what host-local lets us know: the container ID
+/// (no netns, no time). A file's age is counted from when the agent first saw it, on the boot clock, as recorded
+/// in berth's store; a file seen in an earlier boot with the same owner is a lease of that boot. Every deletion
+/// is made under host-local's own lock after reading the file again, and is written to berth's history.
+/// </summary>
+internal sealed class HostLocalGuard(
+    IReadOnlyList<string> dirs, IReadOnlyList<string> netnsDirs, IReadOnlyList<string> sockets, TimeSpan runtimeTimeout,
+    ILeaseStore store, IBootClock clock, TimeSpan gracePeriod, string actor, TimeSpan? lockTimeout = null)
+{
+    /// <summary>How long a deletion waits for host-local's lock (held for milliseconds per call) before it leaves the file to the next pass.</summary>
+    private readonly TimeSpan _lockTimeout = lockTimeout ?? TimeSpan.FromSeconds(5);
+
+    /// <summary>The guardian the config asks for, or null when <c>hostLocal.dirs</c> is [].</summary>
+    public static HostLocalGuard? For(AgentConfig config, ILeaseStore store, IBootClock clock, string actor) => config.HostLocalDirs.Count == 0 ? null
+        : new HostLocalGuard(config.HostLocalDirs, config.NetnsDirs, config.RuntimeSockets, config.RuntimeTimeout, store, clock, config.GracePeriod, actor);
+
+    private sealed record Candidate(HostLocalFile File, GuardedFile Seen, Reason Why);
+
+    private sealed record Reason(string Code, string Detail, EvidenceKind Evidence);
+
+    /// <summary>
+    /// At boot, before the runtime starts: the files of earlier boots go. A file is of an earlier boot when the
+    /// agent saw it, with the same owner, in an earlier boot; or, for a file never seen, when
+    /// <see cref="BootProof"/> shows that no runtime has run in this boot. Otherwise (recovery running late, with
+    /// pods up) a file never seen is recorded as first seen now and left to reconcile: a live pod's file is never
+    /// deleted at boot.
+    /// </summary>
+    public async Task<GuardReport> RecoverAsync(ISandboxSource runtime, bool dryRun, CancellationToken cancellationToken)
+    {
+        var scan = HostLocalDirs.Scan(dirs);
+        if (scan.Files.Count == 0) return new GuardReport([], scan.Warnings);
+        var mayHaveRun = await BootProof.RuntimeMayHaveRunAsync(netnsDirs, sockets, runtimeTimeout, cancellationToken).ConfigureAwait(false);
+        // Only when a runtime may be up is it worth asking (and then its answer keeps any sandbox it lists).
+        var sandboxes = mayHaveRun is null ? null : await runtime.ReadySandboxesAsync(cancellationToken).ConfigureAwait(false);
+        var boot = clock.BootId;
+        var decisions = new List<Decision>();
+        var candidates = new List<Candidate>();
+        int Sweep(IStoreTransaction tx)
+        {
+            var seen = tx.GuardedFiles().ToDictionary(Key);
+            foreach (var file in scan.Files)
+            {
+                var row = seen.GetValueOrDefault(Key(file));
+                if (row is not null && row.SameOwner(file.ContainerId, file.IfName))
+                {
+                    if (row.BootId == boot) continue;
+                    var (kind, detail) = Runtime(sandboxes, file.ContainerId);
+                    if (Liveness.Judge(earlierBoot: true, kind) == OwnerState.Alive)
+                    {
+                        decisions.Add(new Decision(row.AsLease(), Verdict.Keep, kind, detail, Store: row.Store));
+                        continue;
+                    }
+                    candidates.Add(new Candidate(file, row, new Reason(Reasons.HostLocalBootRecovery, $"first seen in boot {row.BootId}; {detail}", kind)));
+                    continue;
+                }
+                var first = tx.SeeGuardedFile(Guarded(file));
+                if (mayHaveRun is null)
+                {
+                    candidates.Add(new Candidate(file, first, new Reason(Reasons.HostLocalBootRecovery,
+                        $"no runtime has run in this boot (no netns pins in {string.Join(", ", netnsDirs)}, no runtime socket answers): a file of an earlier boot", EvidenceKind.None)));
+                    continue;
+                }
+                decisions.Add(new Decision(first.AsLease(), Verdict.Young, EvidenceKind.Unknown,
+                    $"a runtime may have run in this boot ({mayHaveRun}): first seen now, left to reconcile", Store: first.Store));
+            }
+            return 0;
+        }
+        _ = dryRun ? store.Rehearse(Sweep) : store.Write(Sweep);
+        var warnings = scan.Warnings.ToList();
+        decisions.AddRange(Release(candidates, dryRun, warnings));
+        return new GuardReport(decisions, warnings);
+    }
+
+    /// <summary>
+    /// One reconcile pass over host-local's files with the evidence the caller gathered; <paramref name="gather"/>
+    /// gathers it again for the re-check just before a deletion.
+    /// </summary>
+    public async Task<GuardReport> PassAsync(EvidenceSnapshot evidence, Func<Task<EvidenceSnapshot>> gather, bool dryRun)
+    {
+        var scan = HostLocalDirs.Scan(dirs);
+        var decisions = new List<Decision>();
+        var candidates = new List<GuardedFile>();
+        var files = scan.Files.ToDictionary(Key);
+        int Judge(IStoreTransaction tx)
+        {
+            var seen = tx.GuardedFiles().ToDictionary(Key);
+            foreach (var row in seen.Values)
+            {
+                // host-local's own DEL removed it: forget it. Only where the directory could be read this time.
+                if (!files.ContainsKey(Key(row)) && dirs.Contains(row.Dir) && scan.Read(row.Dir, row.Network)) tx.ForgetGuardedFile(row);
+            }
+            foreach (var file in scan.Files)
+            {
+                var row = seen.GetValueOrDefault(Key(file));
+                if (row is null || !row.SameOwner(file.ContainerId, file.IfName)) row = tx.SeeGuardedFile(Guarded(file));
+                var current = row;
+                var decision = Reconciler.Decide(current.AsLease(), evidence.Judge(current.AsLease()), clock, gracePeriod,
+                    () => tx.StrikeGuardedFile(current), () => tx.ClearGuardedFileStrikes(current)) with { Store = current.Store };
+                if (decision.Verdict == Verdict.Release) candidates.Add(current);
+                else decisions.Add(decision);
+            }
+            return 0;
+        }
+        _ = dryRun ? store.Rehearse(Judge) : store.Write(Judge);
+        var warnings = scan.Warnings.ToList();
+        if (candidates.Count == 0) return new GuardReport(decisions, warnings);
+
+        // Just before deleting, look again: a sandbox may have come up meanwhile.
+        var fresh = await gather().ConfigureAwait(false);
+        var release = new List<Candidate>();
+        foreach (var row in candidates)
+        {
+            var lease = row.AsLease();
+            var found = fresh.Judge(lease);
+            if (Reconciler.Recheck(lease, found, clock, () => { if (!dryRun) store.Write(tx => { tx.ClearGuardedFileStrikes(row); return 0; }); }) is { } kept)
+            {
+                decisions.Add(kept with { Store = row.Store });
+                continue;
+            }
+            var detail = lease.BootId != clock.BootId ? $"first seen in boot {lease.BootId}: {found.Detail}" : $"{found.Detail}; {row.Strikes + 1} passes without evidence";
+            release.Add(new Candidate(new HostLocalFile(row.Dir, row.Network, row.Address, row.ContainerId, row.IfName), row, new Reason(Reasons.HostLocalReconcile, detail, found.Kind)));
+        }
+        decisions.AddRange(Release(release, dryRun, warnings));
+        return new GuardReport(decisions, warnings);
+    }
+
+    /// <summary>Deletes each file under host-local's lock if it still names the same owner, and records it; in a dry run only says so.</summary>
+    private List<Decision> Release(List<Candidate> candidates, bool dryRun, List<string> warnings)
+    {
+        var decisions = new List<Decision>();
+        foreach (var (file, row, why) in candidates)
+        {
+            var detail = $"{why.Detail}; file {file.Path}";
+            if (dryRun)
+            {
+                decisions.Add(new Decision(row.AsLease(), Verdict.Release, why.Evidence, detail, Store: row.Store));
+                continue;
+            }
+            try
+            {
+                using var network = HostLocalNetwork.Open(file.Dir, file.Network);
+                if (!network.Lock(_lockTimeout))
+                {
+                    warnings.Add($"{Path.Combine(file.Dir, file.Network)}: host-local's lock was held for {_lockTimeout.TotalSeconds:0} s; {file.Address} left for the next pass");
+                    continue;
+                }
+                // Gone or handed to another owner meanwhile: host-local's DEL (or a new ADD) was first.
+                if (!network.DeleteIfSame(file)) continue;
+            }
+            catch (HostLocalException e)
+            {
+                warnings.Add($"{e.Message}; {file.Address} left as it is");
+                continue;
+            }
+            store.Write(tx =>
+            {
+                tx.RecordGuardedRelease(row, new Change(why.Code, actor, detail));
+                return 0;
+            });
+            decisions.Add(new Decision(row.AsLease(), Verdict.Release, why.Evidence, detail, Store: row.Store));
+        }
+        return decisions;
+    }
+
+    private static (EvidenceKind Kind, string Detail) Runtime(SandboxList? sandboxes, string containerId) => sandboxes switch
+    {
+        null => (EvidenceKind.Unknown, "the runtime was not asked: none has run in this boot"),
+        { Known: false } => (EvidenceKind.Unknown, $"the runtime could not be asked ({sandboxes.Problem}); a sandbox of an earlier boot is gone with it"),
+        _ when sandboxes.ReadyIds.Contains(containerId) => (EvidenceKind.Runtime, "the runtime lists the sandbox as ready"),
+        _ => (EvidenceKind.None, $"no ready sandbox {containerId}"),
+    };
+
+    private GuardedFile Guarded(HostLocalFile file) =>
+        new(file.Dir, file.Network, file.Address, file.ContainerId, file.IfName, clock.BootId, clock.SinceBoot, DateTimeOffset.UnixEpoch);
+
+    private static (string, string, string) Key(HostLocalFile f) => (f.Dir, f.Network, f.Address.ToString());
+
+    private static (string, string, string) Key(GuardedFile f) => (f.Dir, f.Network, f.Address.ToString());
+}
