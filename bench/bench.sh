@@ -140,7 +140,7 @@ if [[ $quick != 1 ]]; then
   read -r -t 120 -u "$runtime_out" line && [[ $line == ready ]] || { echo "the fake runtime did not start" >&2; exit 1; }
   sockets="[\"$dir/cri.sock\"]" runtime_note="a fake CRI runtime listing $live ready sandboxes"
 fi
-printf '{"runtimeSockets":%s,"metricsAddress":"off","intervalSeconds":1}' "$sockets" >"$dir/agent.json"
+printf '{"runtimeSockets":%s,"metricsAddress":"off","intervalSeconds":1,"hostLocal":{"dirs":[]}}' "$sockets" >"$dir/agent.json"
 for i in $(seq 1 "$reconcile_runs"); do
   { /usr/bin/time -f '%e %M' "$agent" reconcile --store "$dir/berth/berth.db" --config "$dir/agent.json" >"$dir/reconcile.out"; } 2>>"$dir/reconcile.time"
 done

@@ -81,7 +81,7 @@ show_history() { # REASON...: the header and the events with these reasons
 step "Setting up: a scratch directory, a boot ID berth can be tricked with, and a bridge network"
 cat /proc/sys/kernel/random/uuid >"$WORK/boot_id"
 export BERTH_BOOT_ID_FILE="$WORK/boot_id"
-echo '{"runtimeSockets": []}' >"$WORK/agent.json"
+echo '{"runtimeSockets": [], "hostLocal": {"dirs": []}}' >"$WORK/agent.json"
 cat >"$WORK/10-demo.conf" <<EOF
 {
   "cniVersion": "1.0.0",

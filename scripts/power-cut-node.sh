@@ -108,7 +108,7 @@ cmd_cut() {
   cat >"$NET_CONF" <<EOF
 {"cniVersion": "1.0.0", "name": "$NETWORK", "ipam": {"type": "berth", "dataDir": "$DATA", "ranges": [[{"subnet": "10.254.0.0/24"}]]}}
 EOF
-  echo '{"runtimeSockets": [], "metricsAddress": "off"}' >"$AGENT_CONF"
+  echo '{"runtimeSockets": [], "metricsAddress": "off", "hostLocal": {"dirs": []}}' >"$AGENT_CONF"
 
   # The plan (which containers are added, which deleted again) and the unit are made durable before the
   # first lease: the sync below cannot flush anything of berth's for this run.

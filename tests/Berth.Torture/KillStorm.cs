@@ -79,7 +79,7 @@ public sealed class KillStorm(KillStormOptions options)
                     containers[w].Add(new Container(id, netns, doomed));
                 }
             }
-            File.WriteAllText(AgentConfig, $$"""{"store":"{{Store}}","gracePeriodSeconds":0,"runtimeSockets":[],"metricsAddress":"off"}""");
+            File.WriteAllText(AgentConfig, $$"""{"store":"{{Store}}","gracePeriodSeconds":0,"runtimeSockets":[],"metricsAddress":"off","hostLocal":{"dirs":[]} }""");
 
             var deadline = Stopwatch.StartNew();
             var round = 0;

@@ -45,7 +45,7 @@ internal static class MetricsText
         Sample(text, "berth_leases", "boot=\"current\"", current);
         Sample(text, "berth_leases", "boot=\"previous\"", previous);
         Family(text, "berth_releases_total", "counter", "Releases recorded in the store's history, by reason.");
-        foreach (var reason in new[] { Reasons.CniDel, Reasons.CniGc, Reasons.BootRecovery, Reasons.Reconcile, Reasons.ExhaustedReclaim, Reasons.Manual })
+        foreach (var reason in new[] { Reasons.CniDel, Reasons.CniGc, Reasons.BootRecovery, Reasons.Reconcile, Reasons.ExhaustedReclaim, Reasons.Manual, Reasons.HostLocalBootRecovery, Reasons.HostLocalReconcile })
         {
             Sample(text, "berth_releases_total", $"reason=\"{reason}\"", releases.GetValueOrDefault(reason));
         }

@@ -16,8 +16,7 @@ internal static partial class StoreErrors
             $"store {path} is damaged ({e.Message.TrimEnd('.')}): berth will not reset it; stop berth-agent, move the file aside and run 'berth-agent check', or restore it from a backup",
             e.Message),
         Full => new CniException(ErrorCodes.IoFailure, $"store {path}: the disk is full; free space on its filesystem", e.Message),
-        ReadOnly or Perm or CantOpen when OnReadOnlyFilesystem(path) => new CniException(ErrorCodes.IoFailure,
-            $"store {path} is on a read-only filesystem: remount it read-write (berth-agent leases, history and check can still read it)", e.Message),
+        ReadOnly or Perm or CantOpen when OnReadOnlyFilesystem(path) => ReadOnlyFilesystem(path, e.Message),
         ReadOnly or Perm or CantOpen => new CniException(ErrorCodes.IoFailure,
             $"store {path} cannot be opened for writing ({e.Message.TrimEnd('.')}): the plugin runs as root; check the directory and file permissions", e.Message),
         IoErr => new CniException(ErrorCodes.IoFailure, $"store {path}: I/O error ({e.Message.TrimEnd('.')}); check the disk", e.Message),
@@ -29,8 +28,12 @@ internal static partial class StoreErrors
     };
 
     public static CniException From(Exception e, string path) => OnReadOnlyFilesystem(path)
-        ? new(ErrorCodes.IoFailure, $"store {path} is on a read-only filesystem: remount it read-write (berth-agent leases, history and check can still read it)", e.Message)
+        ? ReadOnlyFilesystem(path, e.Message)
         : new(ErrorCodes.IoFailure, $"store {path} cannot be used: {e.Message}", e.GetType().Name);
+
+    /// <summary>The store cannot be written because its filesystem is mounted read-only (a rescue boot, a failing disk).</summary>
+    public static CniException ReadOnlyFilesystem(string path, string? details = null) => new(ErrorCodes.IoFailure,
+        $"store {path} is on a read-only filesystem: remount it read-write (berth-agent leases, history and check can still read it)", details);
 
     /// <summary>Whether the store's directory (or the nearest one that exists) is on a read-only filesystem (EROFS).</summary>
     public static bool OnReadOnlyFilesystem(string path)

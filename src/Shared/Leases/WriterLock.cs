@@ -36,7 +36,7 @@ internal sealed partial class WriterLock : IDisposable
 {
     private const int ORdwr = 0x2, OCreat = 0x40, OCloexec = 0x80000;
     private const int LockEx = 2, LockNb = 4;
-    private const int EIntr = 4, EWouldBlock = 11;
+    private const int EIntr = 4, EWouldBlock = 11, ERofs = 30;
     private const int Mode0600 = 0x180;
 
     /// <summary>How many lock timeouts a writer stands in a moving line at most.</summary>
@@ -57,6 +57,7 @@ internal sealed partial class WriterLock : IDisposable
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
+            if (errno == ERofs) throw StoreErrors.ReadOnlyFilesystem(lockPath[..^".lock".Length], Marshal.GetPInvokeErrorMessage(errno));
             throw new CniException(ErrorCodes.IoFailure, $"lock file {lockPath} cannot be opened: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
         // The common case, nobody writing: no thread needed.

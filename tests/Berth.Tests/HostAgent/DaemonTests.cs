@@ -18,7 +18,7 @@ public sealed partial class DaemonTests : IDisposable
         File.WriteAllText(_dir.File("boot_id"), "boot-daemon\n");
         var config = Configs.Json("""[[{"subnet":"10.62.0.0/28"}],[{"subnet":"fd62::/120"}]]""", _dir.File("data"));
         for (var i = 0; i < 3; i++) Assert.Equal(0, PluginRun.Run(Repo.Plugin, "ADD", config, $"c{i}", netns: "/nonexistent", extraEnvironment: env).ExitCode);
-        File.WriteAllText(_dir.File("agent.json"), """{"intervalSeconds": 1, "metricsAddress": "127.0.0.1:0", "runtimeSockets": []}""");
+        File.WriteAllText(_dir.File("agent.json"), """{"intervalSeconds": 1, "metricsAddress": "127.0.0.1:0", "runtimeSockets": [], "hostLocal": {"dirs": []}}""");
         using var systemd = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         systemd.Bind(new UnixDomainSocketEndPoint(_dir.File("notify")));
 
@@ -50,7 +50,7 @@ public sealed partial class DaemonTests : IDisposable
                 return message;
             }
 
-            Assert.StartsWith("READY=1\nSTATUS=recovery released 0 of 0", await Next());
+            Assert.StartsWith("READY=1\nSTATUS=recovery for boot ", await Next());
             while (!(await Next()).StartsWith("WATCHDOG=1", StringComparison.Ordinal)) { }
             using var http = new HttpClient();
             var page = await http.GetStringAsync(await metricsUrl.Task.WaitAsync(timeout.Token), timeout.Token);

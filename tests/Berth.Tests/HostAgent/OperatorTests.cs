@@ -12,7 +12,7 @@ public sealed class OperatorTests : IDisposable
     public OperatorTests()
     {
         File.WriteAllText(_dir.File("boot_id"), "boot-op-1\n");
-        File.WriteAllText(_dir.File("agent.json"), """{"runtimeSockets": []}""");
+        File.WriteAllText(_dir.File("agent.json"), """{"runtimeSockets": [], "hostLocal": {"dirs": []}}""");
     }
 
     private string Store => _dir.File("data/berth.db");

@@ -16,7 +16,15 @@ public sealed class RecoverTests : IDisposable
     private PluginResult Add(string id, Netns ns) => PluginRun.Run(Repo.Plugin, "ADD", Config, id, netns: ns.Path,
         cniArgs: $"K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{id}", extraEnvironment: Env);
 
-    private PluginResult AgentRun(string[] args) => AgentProcess.Run(Env, args);
+    /// <summary>The agent with this test's config (no runtime, no host-local directories) unless the test gives one.</summary>
+    private PluginResult AgentRun(string[] args)
+    {
+        if (args.Contains("--config") || args.Contains("--no-such-option")) return AgentProcess.Run(Env, args);
+        File.WriteAllText(_dir.File("quiet.json"), QuietConfig);
+        return AgentProcess.Run(Env, [.. args, "--config", _dir.File("quiet.json")]);
+    }
+
+    private const string QuietConfig = "{\"runtimeSockets\": [], \"hostLocal\": {\"dirs\": []}}";
 
     private Netns Namespace()
     {

@@ -168,7 +168,7 @@ public sealed class PublishedAgentCriTests : IDisposable
         foreach (var id in new[] { "ready-one", "gone-one" }) Assert.Equal(0, PluginRun.Run(Repo.Plugin, "ADD", config, id, netns: "/nonexistent", extraEnvironment: env).ExitCode);
         await using var runtime = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (method, _, _) => Task.FromResult(new FakeCriServer.Answer(
             new ListPodSandboxResponse { Items = { new PodSandbox { Id = "ready-one", State = PodSandboxState.SandboxReady }, new PodSandbox { Id = "gone-one", State = PodSandboxState.SandboxNotready } } })));
-        File.WriteAllText(_dir.File("agent.json"), $$"""{"gracePeriodSeconds": 0, "runtimeSockets": ["{{runtime.Socket}}"]}""");
+        File.WriteAllText(_dir.File("agent.json"), $$"""{"gracePeriodSeconds": 0, "runtimeSockets": ["{{runtime.Socket}}"], "hostLocal": {"dirs": []} }""");
 
         var start = new System.Diagnostics.ProcessStartInfo(Repo.Agent) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "reconcile", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json") }) start.ArgumentList.Add(a);
