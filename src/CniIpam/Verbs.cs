@@ -31,7 +31,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     public void Del(Request request)
     {
-        var config = Parse(request);
+        var config = Parse(request, PodCidrResolution.Ignore);
         using var store = Open(config, create: false);
         // SPEC: DEL succeeds when there is nothing to release, however often it is called.
         store?.Write(tx => Allocator(tx).Release(config.Network, request.ContainerId, request.IfName, Reasons.CniDel));
@@ -39,7 +39,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     public void Check(Request request)
     {
-        var config = Parse(request);
+        var config = Parse(request, PodCidrResolution.Ignore);
         var expected = ConfigParser.PrevResultAddresses(request.Config);
         using var store = Open(config, create: false);
         var held = store?.Read(tx => tx.LeasesOf(config.Network, request.ContainerId, request.IfName)) ?? [];
@@ -59,7 +59,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     public void Gc(Request request)
     {
-        var config = Parse(request);
+        var config = Parse(request, PodCidrResolution.Ignore);
         var valid = ConfigParser.ValidAttachments(request.Config)
             ?? throw new CniException(ErrorCodes.InvalidConfig, "GC without \"cni.dev/valid-attachments\": refusing to guess which attachments are valid");
         using var store = Open(config, create: false);
@@ -68,7 +68,18 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     public void Status(Request request)
     {
-        var config = Parse(request);
+        // A config that is wrong is error 7; one that is right but names a usePodCidr flannel has not written
+        // yet is "not ready for ADD" (50): the node's network is not up, which is what STATUS reports.
+        _ = Parse(request, PodCidrResolution.Ignore);
+        IpamConfig config;
+        try
+        {
+            config = Parse(request);
+        }
+        catch (CniException e) when (e.Code == ErrorCodes.InvalidConfig)
+        {
+            throw new CniException(ErrorCodes.NotAvailable, $"berth cannot serve ADD yet: {e.Message}");
+        }
         string? problem;
         try
         {
@@ -82,7 +93,8 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         if (problem is not null) throw new CniException(ErrorCodes.NotAvailable, $"berth cannot serve ADD for network {config.Network}: {problem}");
     }
 
-    private static IpamConfig Parse(Request request) => ConfigParser.Parse(request.Config, request.CniVersion, request.Args);
+    private static IpamConfig Parse(Request request, PodCidrResolution podCidrs = PodCidrResolution.Resolve) =>
+        ConfigParser.Parse(request.Config, request.CniVersion, request.Args, podCidrs);
 
     private Allocator Allocator(ILeaseTransaction tx) => new(tx, services.BootClock, services.Time, services.Netns);
 
