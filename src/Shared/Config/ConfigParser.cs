@@ -199,15 +199,22 @@ public static class ConfigParser
 
     private static string PodSubnet(string subnetFile, string key, string path)
     {
+        var placeholder = key == FlannelSubnetFile.Ipv4Key ? UsePodCidr : UsePodCidrIPv6;
+        IPNetwork subnet;
         try
         {
-            return FlannelSubnetFile.Subnet(subnetFile, key).ToString();
+            subnet = FlannelSubnetFile.Subnet(subnetFile, key);
         }
         catch (FormatException e)
         {
-            var placeholder = key == FlannelSubnetFile.Ipv4Key ? UsePodCidr : UsePodCidrIPv6;
             throw Json.Invalid($"{path}.subnet", $"\"{placeholder}\" is the node's pod subnet from flannel: {e.Message}");
         }
+        // Said here, where the message can name the file; the same limit as any range's.
+        if (subnet.PrefixLength > Ip.Bits(subnet.BaseAddress.AddressFamily) - 2)
+        {
+            throw Json.Invalid($"{path}.subnet", $"\"{placeholder}\" is the node's pod subnet from flannel: {key} in {Clip(subnetFile)} is {subnet}, too small to allocate from");
+        }
+        return subnet.ToString();
     }
 
     private static AddressRange ParseRange(JsonElement r, string path, string? podSubnet)

@@ -38,12 +38,13 @@ public static class FlannelSubnetFile
         var shown = ConfigParser.Clip(path);
         var family = key == Ipv6Key ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
         string? value = null;
+        // Read as the flannel plugin reads it, so that both take the same subnet from the same file: KEY=VALUE
+        // lines, the key matched exactly, nothing trimmed but a line's CR; other lines and keys are ignored; the
+        // last occurrence of a key wins.
         foreach (var line in Lines(path))
         {
-            var equals = line.IndexOf('=');
-            // flanneld writes KEY=VALUE lines; as the flannel plugin does, anything else and other keys are ignored.
-            // The last occurrence wins, as it does there.
-            if (equals > 0 && line.AsSpan(0, equals).Trim().SequenceEqual(key)) value = line[(equals + 1)..].Trim();
+            var text = line.EndsWith('\r') ? line[..^1] : line;
+            if (text.StartsWith(key + "=", StringComparison.Ordinal)) value = text[(key.Length + 1)..];
         }
         if (value is null) throw new FormatException($"flannel's subnet file {shown} has no {key}: has flanneld assigned this node {(family == AddressFamily.InterNetwork ? "an IPv4" : "an IPv6")} subnet?");
         if (!Ip.TryParseCidr(value, out var address, out var prefix) || address.AddressFamily != family)
