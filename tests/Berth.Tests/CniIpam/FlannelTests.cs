@@ -12,21 +12,6 @@ public sealed class FlannelTests : IDisposable
 {
     private readonly FlannelNode _node = new();
 
-    private static string Eth0(Netns netns) => Netns.Ip("-n", netns.Name, "-o", "-4", "addr", "show", "dev", "eth0");
-
-    private static bool HasEth0(Netns netns)
-    {
-        try
-        {
-            Netns.Ip("-n", netns.Name, "link", "show", "eth0");
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
-    }
-
     private IReadOnlyList<string?> Leases() => SqliteCli.Column(_node.Store, "SELECT address || ' ' || container_id FROM leases ORDER BY address_key");
 
     private IReadOnlyList<string?> History() =>
@@ -53,7 +38,7 @@ public sealed class FlannelTests : IDisposable
         Assert.Equal($$"""[[{"subnet":"{{p}}0/24"}]]""", delegated["ipam"]!["ranges"]!.ToJsonString());
         // bridge took berth's default gateway (network + 1) for itself, and the routes reach the namespace.
         Assert.Contains($"inet {p}1/24 ", _node.Bridge.Addresses());
-        Assert.Contains($"inet {p}2/24 ", Eth0(pod));
+        Assert.Contains($"inet {p}2/24 ", pod.Ipv4Addresses("eth0"));
         var routes = Netns.Ip("-n", pod.Name, "route");
         Assert.Contains($"{_node.Network} via {p}1 dev eth0", routes);
         Assert.Contains($"192.168.77.0/24 via {p}1 dev eth0", routes);
@@ -101,7 +86,7 @@ public sealed class FlannelTests : IDisposable
         Assert.Empty(Leases());
         Assert.Equal([$"allocate cni-add {_node.Prefix}2 c1", $"release cni-del {_node.Prefix}2 c1"], History());
         Assert.False(File.Exists(_node.ScratchFile("c1")));
-        Assert.False(HasEth0(pod));
+        Assert.False(pod.HasLink("eth0"));
         Assert.False(Directory.Exists(Path.Combine(_node.Home, "elsewhere")));
         Assert.Equal(0, FlannelNode.Flannel("DEL", _node.FlannelConfig(), "c1", null).ExitCode);
     }
@@ -120,7 +105,7 @@ public sealed class FlannelTests : IDisposable
         Assert.True(del.ExitCode == 0, del.ToString());
         Assert.Equal([$"{_node.Prefix}2 c1"], Leases());
         Assert.Equal([$"allocate cni-add {_node.Prefix}2 c1"], History());
-        Assert.True(HasEth0(pod));
+        Assert.True(pod.HasLink("eth0"));
         // The address stays taken: the next pod gets the one after it.
         var next = FlannelNode.Flannel("ADD", _node.FlannelConfig(), "c2", _node.NewNetns());
         Assert.Equal([_node.Prefix + "3/24"], next.Addresses);

@@ -22,7 +22,7 @@ public sealed class RecipeTests : IDisposable
         var add = FlannelNode.Flannel("ADD", config, "c1", pod);
         Assert.True(add.ExitCode == 0, add.ToString());
         Assert.Equal([_node.Prefix + "2/24"], add.Addresses);
-        Assert.Contains($"inet {_node.Prefix}2/24 ", Netns.Ip("-n", pod.Name, "-o", "-4", "addr", "show", "dev", "eth0"));
+        Assert.Contains($"inet {_node.Prefix}2/24 ", pod.Ipv4Addresses("eth0"));
         Assert.Equal([$"{_node.Prefix}2 c1"], SqliteCli.Column(_node.Store, "SELECT address || ' ' || container_id FROM leases"));
 
         var del = FlannelNode.Flannel("DEL", config, "c1", pod);
