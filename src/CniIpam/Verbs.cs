@@ -133,13 +133,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         if (config.ResolvConf is null) return Dns.None;
         try
         {
-            // Read at most one byte past the limit: a size from stat says nothing of /dev/zero or a file still growing.
-            using var stream = new FileStream(config.ResolvConf, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
-            var buffer = new byte[MaxResolvConfBytes + 1];
-            int total = 0, read;
-            while (total < buffer.Length && (read = stream.Read(buffer, total, buffer.Length - total)) > 0) total += read;
-            if (total > MaxResolvConfBytes) throw new IOException("larger than 64 KiB");
-            return Dns.ParseResolvConf(System.Text.Encoding.UTF8.GetString(buffer, 0, total).TrimStart('\uFEFF'));
+            return Dns.ParseResolvConf(System.Text.Encoding.UTF8.GetString(SmallFile.Read(config.ResolvConf, MaxResolvConfBytes)).TrimStart('\uFEFF'));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {

@@ -57,15 +57,10 @@ public static class FlannelSubnetFile
     private static IEnumerable<string> Lines(string path)
     {
         var shown = ConfigParser.Clip(path);
-        byte[] buffer;
-        int total = 0;
+        byte[] bytes;
         try
         {
-            // Read at most one byte past the limit: stat says nothing of /dev/zero or a file still growing.
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
-            buffer = new byte[MaxBytes + 1];
-            int read;
-            while (total < buffer.Length && (read = stream.Read(buffer, total, buffer.Length - total)) > 0) total += read;
+            bytes = SmallFile.Read(path, MaxBytes);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -75,9 +70,7 @@ public static class FlannelSubnetFile
         {
             throw new FormatException($"cannot read flannel's subnet file {shown}: {e.Message}");
         }
-        if (total > MaxBytes) throw new FormatException($"flannel's subnet file {shown} is larger than {MaxBytes / 1024} KiB: not a file flanneld wrote");
-        var bytes = buffer.AsSpan(0, total);
-        if (bytes.Contains((byte)0) || !System.Text.Unicode.Utf8.IsValid(bytes))
+        if (bytes.AsSpan().Contains((byte)0) || !System.Text.Unicode.Utf8.IsValid(bytes))
         {
             throw new FormatException($"flannel's subnet file {shown} is not text: not a file flanneld wrote");
         }
