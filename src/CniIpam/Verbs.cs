@@ -32,7 +32,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     public void Del(Request request)
     {
-        var config = Parse(request);
+        var config = Parse(request, PodCidrResolution.Ignore);
         using var store = Open(config, create: false);
         // SPEC: DEL succeeds when there is nothing to release, however often it is called.
         store?.Write(tx => Allocator(tx).Release(config.Network, request.ContainerId, request.IfName, Reasons.CniDel));
@@ -40,7 +40,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     public void Check(Request request)
     {
-        var config = Parse(request);
+        var config = Parse(request, PodCidrResolution.Ignore);
         var expected = ConfigParser.PrevResultAddresses(request.Config);
         using var store = Open(config, create: false);
         var held = store?.Read(tx => tx.LeasesOf(config.Network, request.ContainerId, request.IfName)) ?? [];
@@ -60,7 +60,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     public void Gc(Request request)
     {
-        var config = Parse(request);
+        var config = Parse(request, PodCidrResolution.Ignore);
         var valid = ConfigParser.ValidAttachments(request.Config)
             ?? throw new CniException(ErrorCodes.InvalidConfig, "GC without \"cni.dev/valid-attachments\": refusing to guess which attachments are valid");
         using var store = Open(config, create: false);
@@ -69,7 +69,18 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     public void Status(Request request)
     {
-        var config = Parse(request);
+        // A config that is wrong is error 7; one that is right but names a usePodCidr flannel has not written
+        // yet is "not ready for ADD" (50): the node's network is not up, which is what STATUS reports.
+        _ = Parse(request, PodCidrResolution.Ignore);
+        IpamConfig config;
+        try
+        {
+            config = Parse(request);
+        }
+        catch (CniException e) when (e.Code == ErrorCodes.InvalidConfig)
+        {
+            throw new CniException(ErrorCodes.NotAvailable, $"berth cannot serve ADD yet: {e.Message}");
+        }
         string? problem;
         try
         {
@@ -83,7 +94,8 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         if (problem is not null) throw new CniException(ErrorCodes.NotAvailable, $"berth cannot serve ADD for network {config.Network}: {problem}");
     }
 
-    private static IpamConfig Parse(Request request) => ConfigParser.Parse(request.Config, request.CniVersion, request.Args);
+    private static IpamConfig Parse(Request request, PodCidrResolution podCidrs = PodCidrResolution.Resolve) =>
+        ConfigParser.Parse(request.Config, request.CniVersion, request.Args, podCidrs);
 
     private Allocator Allocator(ILeaseTransaction tx) => new(tx, services.BootClock, services.Time, services.Netns);
 
@@ -122,13 +134,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         if (config.ResolvConf is null) return Dns.None;
         try
         {
-            // Read at most one byte past the limit: a size from stat says nothing of /dev/zero or a file still growing.
-            using var stream = new FileStream(config.ResolvConf, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
-            var buffer = new byte[MaxResolvConfBytes + 1];
-            int total = 0, read;
-            while (total < buffer.Length && (read = stream.Read(buffer, total, buffer.Length - total)) > 0) total += read;
-            if (total > MaxResolvConfBytes) throw new IOException("larger than 64 KiB");
-            return Dns.ParseResolvConf(System.Text.Encoding.UTF8.GetString(buffer, 0, total).TrimStart('\uFEFF'));
+            return Dns.ParseResolvConf(System.Text.Encoding.UTF8.GetString(SmallFile.Read(config.ResolvConf, MaxResolvConfBytes)).TrimStart('\uFEFF'));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {

@@ -6,9 +6,9 @@ namespace Berth.Torture;
 
 /// <summary>
 /// Generates one plugin invocation from a seeded random source: a host-local-style network config (ranges,
-/// legacy subnet, rangeStart/End, gateway, routes, resolvConf, dataDir, cniVersion variants, prevResult,
-/// runtimeConfig, args), mutated as a tree and then as bytes; and the CNI_* environment, each variable kept,
-/// dropped, emptied, made huge, binary or odd unicode. Every dataDir points inside the sandbox.
+/// legacy subnet, usePodCidr with flannel's subnet file, rangeStart/End, gateway, routes, resolvConf, dataDir,
+/// cniVersion variants, prevResult, runtimeConfig, args), mutated as a tree and then as bytes; and the CNI_*
+/// environment, each variable kept, dropped, emptied, made huge, binary or odd unicode. Every dataDir points inside the sandbox.
 /// </summary>
 internal sealed class CaseGenerator(Random random, Sandbox sandbox)
 {
@@ -103,6 +103,14 @@ internal sealed class CaseGenerator(Random random, Sandbox sandbox)
     private JsonObject Range(int family, out string text)
     {
         var range = new JsonObject();
+        if (Chance(0.1))
+        {
+            // The node's pod subnet from flannel's subnet file, spelt as Calico passes it or in another case.
+            var placeholder = family == 4 ? "usePodCidr" : "usePodCidrIPv6";
+            text = Chance(0.2) ? placeholder.ToUpperInvariant() : placeholder;
+            range["subnet"] = text;
+            return range;
+        }
         if (Chance(0.5))
         {
             // A range host-local takes as it is, so that half the configs get as far as the store.
@@ -164,6 +172,7 @@ internal sealed class CaseGenerator(Random random, Sandbox sandbox)
             ipam["routes"] = routes;
         }
         if (Chance(0.25)) ipam["resolvConf"] = Pick(sandbox.ResolvConfs);
+        if (Chance(0.3)) ipam["subnetFile"] = Pick(sandbox.SubnetFiles);
         ipam["dataDir"] = Pick(sandbox.DataDirs);
         var root = new JsonObject
         {

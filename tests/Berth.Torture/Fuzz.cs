@@ -40,6 +40,18 @@ internal sealed class Sandbox
         new Random(1).NextBytes(bytes);
         System.IO.File.WriteAllBytes(binary, bytes);
         ResolvConfs = [resolv, resolv, big, binary, "/dev/null", "/dev/zero", Missing, ADirectory, "relative.conf"];
+        // flannel's subnet file for "usePodCidr": a good one, and each way it can be wrong.
+        var subnetEnv = Path.Combine(Root, "subnet.env");
+        System.IO.File.WriteAllText(subnetEnv, "FLANNEL_NETWORK=10.91.0.0/16\nFLANNEL_SUBNET=10.91.1.1/24\nFLANNEL_IPV6_NETWORK=fd91::/56\nFLANNEL_IPV6_SUBNET=fd91::1/120\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n");
+        var noKeys = Path.Combine(Root, "subnet-nokeys.env");
+        System.IO.File.WriteAllText(noKeys, "FLANNEL_NETWORK=10.91.0.0/16\n");
+        var malformed = Path.Combine(Root, "subnet-malformed.env");
+        System.IO.File.WriteAllText(malformed, "FLANNEL_SUBNET=10.91.1/24\nFLANNEL_IPV6_SUBNET=10.91.1.1/24\n");
+        var tiny = Path.Combine(Root, "subnet-tiny.env");
+        System.IO.File.WriteAllText(tiny, "FLANNEL_SUBNET=10.91.1.1/32\nFLANNEL_IPV6_SUBNET=fd91::1/128\n");
+        var bigEnv = Path.Combine(Root, "subnet-big.env");
+        System.IO.File.WriteAllText(bigEnv, string.Concat(Enumerable.Repeat("FLANNEL_SUBNET=10.91.1.1/24\n", 5000)));
+        SubnetFiles = [subnetEnv, subnetEnv, subnetEnv, noKeys, malformed, tiny, bigEnv, binary, "/dev/zero", Missing, ADirectory, "relative.env"];
         DataDirs =
         [
             S("main"), S("main"), S("main"), S("main"), S("main") + "/", Stores + "/./main", Stores + "/../stores/main",
@@ -58,6 +70,7 @@ internal sealed class Sandbox
     public string ADirectory { get; }
     public string BootIdOther { get; }
     public IReadOnlyList<string> ResolvConfs { get; }
+    public IReadOnlyList<string> SubnetFiles { get; }
     public IReadOnlyList<string> DataDirs { get; }
     public IReadOnlyList<string> Containers { get; } = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "fz-a.b_c", "0"];
 

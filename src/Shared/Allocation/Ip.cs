@@ -112,6 +112,13 @@ public static class Ip
         return prefix <= Bits(address.AddressFamily);
     }
 
+    /// <summary>The network of an address with a prefix: its host bits cleared (10.244.3.1/24 → 10.244.3.0/24).</summary>
+    public static IPNetwork NetworkOf(IPAddress address, int prefix)
+    {
+        var hostMask = prefix == 0 ? MaxValue(address.AddressFamily) : (UInt128.One << (Bits(address.AddressFamily) - prefix)) - 1;
+        return new IPNetwork(FromValue(ToValue(address) & ~hostMask & MaxValue(address.AddressFamily), address.AddressFamily), prefix);
+    }
+
     /// <summary>Whether the address is inside the network.</summary>
     public static bool Contains(IPNetwork network, IPAddress address) =>
         address.AddressFamily == network.BaseAddress.AddressFamily && network.Contains(address);

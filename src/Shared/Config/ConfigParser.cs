@@ -99,8 +99,16 @@ public static class ConfigParser
     public static bool IsIdentifier(string text) =>
         text.Length > 0 && char.IsAsciiLetterOrDigit(text[0]) && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');
 
-    /// <summary>Parses and canonicalises the IPAM config; error 7 for anything invalid, 4 for a bad CNI_ARGS IP.</summary>
-    public static IpamConfig Parse(JsonElement root, string cniVersion, CniArgs args)
+    /// <summary>The subnets that stand for the node's pod subnets, as Calico spells them (it compares without case).</summary>
+    public const string UsePodCidr = "usePodCidr", UsePodCidrIPv6 = "usePodCidrIPv6";
+
+    /// <summary>
+    /// Parses and canonicalises the IPAM config; error 7 for anything invalid, 4 for a bad CNI_ARGS IP. A range
+    /// whose subnet is <see cref="UsePodCidr"/> or <see cref="UsePodCidrIPv6"/> takes the node's subnet from
+    /// flannel's subnet file (<c>ipam.subnetFile</c>, default <see cref="FlannelSubnetFile.DefaultPath"/>), or is
+    /// left out, as <paramref name="podCidrs"/> says.
+    /// </summary>
+    public static IpamConfig Parse(JsonElement root, string cniVersion, CniArgs args, PodCidrResolution podCidrs = PodCidrResolution.Resolve)
     {
         var network = ValidateNetworkName(Json.String(root, "name", "$"));
         var ipam = Json.Object(root, "ipam", "$") ?? throw Json.Invalid("ipam", "missing: the config needs an \"ipam\" section");
@@ -109,6 +117,12 @@ public static class ConfigParser
         if (!Path.IsPathFullyQualified(dataDir) || dataDir.Contains('\0'))
         {
             throw Json.Invalid("ipam.dataDir", $"\"{Clip(dataDir)}\" is not an absolute path");
+        }
+
+        var subnetFile = Json.String(ipam, "subnetFile", "ipam") ?? FlannelSubnetFile.DefaultPath;
+        if (!Path.IsPathFullyQualified(subnetFile) || subnetFile.Contains('\0'))
+        {
+            throw Json.Invalid("ipam.subnetFile", $"\"{Clip(subnetFile)}\" is not an absolute path");
         }
 
         var rawSets = new List<(JsonElement[] Ranges, string Path)>();
@@ -134,18 +148,22 @@ public static class ConfigParser
         if (rawSets.Count > MaxRangeSets) throw Json.Invalid("ipam.ranges", $"more than {MaxRangeSets} range sets");
 
         var sets = new List<RangeSet>();
-        foreach (var (ranges, path) in rawSets)
+        for (var index = 0; index < rawSets.Count; index++)
         {
+            var (ranges, path) = rawSets[index];
             var parsed = new List<AddressRange>();
             for (var k = 0; k < ranges.Length; k++)
             {
                 var rangePath = ranges.Length == 1 && path == "ipam" ? path : $"{path}[{k}]";
-                var range = ParseRange(ranges[k], rangePath);
+                var podCidrKey = PodCidrKey(ranges[k], rangePath);
+                if (podCidrKey is not null && podCidrs == PodCidrResolution.Ignore) continue;
+                var range = ParseRange(ranges[k], rangePath, podCidrKey is null ? null : PodSubnet(subnetFile, podCidrKey, rangePath));
                 if (parsed.Count > 0 && parsed[0].Family != range.Family) throw Json.Invalid(rangePath, "mixes IPv4 and IPv6 in one range set");
                 if (parsed.FirstOrDefault(range.Overlaps) is { } other) throw Json.Invalid(rangePath, $"range {range} overlaps with range {other}");
                 parsed.Add(range);
             }
-            sets.Add(new RangeSet(sets.Count, parsed));
+            // The index is the set's place in the config, also when an ignored usePodCidr range emptied a set before it.
+            if (parsed.Count > 0) sets.Add(new RangeSet(index, parsed));
         }
         for (var a = 0; a < sets.Count; a++)
         {
@@ -169,10 +187,40 @@ public static class ConfigParser
         return [.. set.EnumerateArray()];
     }
 
-    private static AddressRange ParseRange(JsonElement r, string path)
+    /// <summary>The subnet file's key a usePodCidr range stands for, or null for an ordinary range.</summary>
+    private static string? PodCidrKey(JsonElement r, string path)
+    {
+        if (r.ValueKind != JsonValueKind.Object) return null;
+        var subnet = Json.String(r, "subnet", path);
+        if (string.Equals(subnet, UsePodCidr, StringComparison.OrdinalIgnoreCase)) return FlannelSubnetFile.Ipv4Key;
+        if (string.Equals(subnet, UsePodCidrIPv6, StringComparison.OrdinalIgnoreCase)) return FlannelSubnetFile.Ipv6Key;
+        return null;
+    }
+
+    private static string PodSubnet(string subnetFile, string key, string path)
+    {
+        var placeholder = key == FlannelSubnetFile.Ipv4Key ? UsePodCidr : UsePodCidrIPv6;
+        IPNetwork subnet;
+        try
+        {
+            subnet = FlannelSubnetFile.Subnet(subnetFile, key);
+        }
+        catch (FormatException e)
+        {
+            throw Json.Invalid($"{path}.subnet", $"\"{placeholder}\" is the node's pod subnet from flannel: {e.Message}");
+        }
+        // Said here, where the message can name the file; the same limit as any range's.
+        if (subnet.PrefixLength > Ip.Bits(subnet.BaseAddress.AddressFamily) - 2)
+        {
+            throw Json.Invalid($"{path}.subnet", $"\"{placeholder}\" is the node's pod subnet from flannel: {key} in {Clip(subnetFile)} is {subnet}, too small to allocate from");
+        }
+        return subnet.ToString();
+    }
+
+    private static AddressRange ParseRange(JsonElement r, string path, string? podSubnet)
     {
         if (r.ValueKind != JsonValueKind.Object) throw Json.Invalid(path, $"expected a range object, found {Json.Kind(r)}");
-        var subnetText = Json.String(r, "subnet", path) ?? throw Json.Invalid(path, "missing \"subnet\"");
+        var subnetText = podSubnet ?? Json.String(r, "subnet", path) ?? throw Json.Invalid(path, "missing \"subnet\"");
         if (!Ip.TryParseCidr(subnetText, out var baseAddress, out var prefix))
         {
             throw Json.Invalid($"{path}.subnet", $"\"{Clip(subnetText)}\" is not a CIDR such as 10.42.0.0/24 or fd00:42::/64");
@@ -180,7 +228,7 @@ public static class ConfigParser
         var family = baseAddress.AddressFamily;
         var bits = Ip.Bits(family);
         if (prefix > bits - 2) throw Json.Invalid($"{path}.subnet", $"network {subnetText} is too small to allocate from");
-        var subnet = new IPNetwork(Mask(baseAddress, prefix), prefix);
+        var subnet = Ip.NetworkOf(baseAddress, prefix);
         if (!subnet.BaseAddress.Equals(baseAddress))
         {
             throw Json.Invalid($"{path}.subnet", $"{subnetText} has host bits set: the network address is {subnet}");
@@ -204,13 +252,6 @@ public static class ConfigParser
         if (!Ip.TryParse(text, out var address)) throw Json.Invalid($"{path}.{name}", $"\"{Clip(text)}\" is not an IP address");
         if (!Ip.Contains(subnet, address)) throw Json.Invalid($"{path}.{name}", $"{address} is not in network {subnet}");
         return address;
-    }
-
-    private static IPAddress Mask(IPAddress address, int prefix)
-    {
-        var bits = Ip.Bits(address.AddressFamily);
-        var hostMask = prefix == 0 ? Ip.MaxValue(address.AddressFamily) : (UInt128.One << (bits - prefix)) - 1;
-        return Ip.FromValue(Ip.ToValue(address) & ~hostMask & Ip.MaxValue(address.AddressFamily), address.AddressFamily);
     }
 
     private static Route ParseRoute(JsonElement r, string path)

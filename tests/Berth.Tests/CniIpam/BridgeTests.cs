@@ -37,21 +37,6 @@ public sealed class BridgeTests : IDisposable
         IReadOnlyDictionary<string, string>? environment = null) =>
         PluginRun.Run(BridgePlugin, command, config, containerId, "eth0", netns?.Path ?? "", cniArgs, environment);
 
-    private static string Eth0(Netns netns) => Netns.Ip("-n", netns.Name, "-o", "-4", "addr", "show", "dev", "eth0");
-
-    private static bool HasEth0(Netns netns)
-    {
-        try
-        {
-            Netns.Ip("-n", netns.Name, "link", "show", "eth0");
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
-    }
-
     [Fact]
     public void The_address_berth_leases_is_on_eth0_inside_the_namespace()
     {
@@ -69,7 +54,7 @@ public sealed class BridgeTests : IDisposable
         Assert.Equal(pod.Path, lease["netns"]);
         Assert.Equal(Command.Run("stat", "-L", "-c", "%i", pod.Path).Trim(), lease["netns_inode"]);
         Assert.Equal(("shop", "web-0", "uid-1"), (lease["pod_namespace"], lease["pod_name"], lease["pod_uid"]));
-        Assert.Contains($"inet {_prefix}2/24 ", Eth0(pod));
+        Assert.Contains($"inet {_prefix}2/24 ", pod.Ipv4Addresses("eth0"));
         // isGateway: bridge put the gateway berth returned on the bridge itself.
         Assert.Contains($"inet {_prefix}1/24 ", _bridge.Addresses());
     }
@@ -87,8 +72,8 @@ public sealed class BridgeTests : IDisposable
         Assert.True(two.ExitCode == 0, two.ToString());
         Assert.Equal([_prefix + "2/24"], one.Addresses);
         Assert.Equal([_prefix + "3/24"], two.Addresses);
-        Assert.Contains($"inet {_prefix}2/24 ", Eth0(first));
-        Assert.Contains($"inet {_prefix}3/24 ", Eth0(second));
+        Assert.Contains($"inet {_prefix}2/24 ", first.Ipv4Addresses("eth0"));
+        Assert.Contains($"inet {_prefix}3/24 ", second.Ipv4Addresses("eth0"));
         Assert.Equal([$"{_prefix}2 c1 {first.Path}", $"{_prefix}3 c2 {second.Path}"],
             SqliteCli.Column(Store, "SELECT address || ' ' || container_id || ' ' || netns FROM leases ORDER BY address_key"));
     }
@@ -129,7 +114,7 @@ public sealed class BridgeTests : IDisposable
         Assert.Empty(SqliteCli.Query(Store, "SELECT * FROM leases"));
         Assert.Equal(["allocate cni-add " + _prefix + "2 c1", "release cni-del " + _prefix + "2 c1"],
             SqliteCli.Column(Store, "SELECT action || ' ' || reason || ' ' || address || ' ' || container_id FROM history ORDER BY id"));
-        Assert.False(HasEth0(first));
+        Assert.False(first.HasLink("eth0"));
         // A runtime may send DEL again, and with no namespace once the sandbox is gone.
         Assert.Equal(0, Bridge("DEL", Config(), "c1", null).ExitCode);
         // Round-robin: the freed address is not handed out again at once.
@@ -175,7 +160,7 @@ public sealed class BridgeTests : IDisposable
 
         Assert.True(add.ExitCode == 0, add.ToString());
         Assert.Equal([_prefix + "2/30"], add.Addresses);
-        Assert.Contains($"inet {_prefix}2/30 ", Eth0(after));
+        Assert.Contains($"inet {_prefix}2/30 ", after.Ipv4Addresses("eth0"));
         Assert.Equal([$"new 22222222-2222-2222-2222-222222222222"], SqliteCli.Column(Store, "SELECT container_id || ' ' || boot_id FROM leases"));
         var reclaim = Assert.Single(SqliteCli.Query(Store, "SELECT * FROM history WHERE reason = 'exhausted-reclaim'"));
         Assert.Equal(("release", _prefix + "2", "old"), (reclaim["action"], reclaim["address"], reclaim["container_id"]));

@@ -295,5 +295,95 @@ public sealed class DispatcherTests : IDisposable
         Assert.Equal("10.2.0.2/24", Json(stdout).GetProperty("ips")[0].GetProperty("address").GetString());
     }
 
+    private string SubnetFile => _dir.File("subnet.env");
+
+    private string PodCidrConfig(string version = "1.0.0", string extra = "") =>
+        Config(version, """[[{"subnet":"usePodCidr"}]]""", $$""","subnetFile":"{{SubnetFile}}" """, extra);
+
+    private string Store => Path.Combine(DataDir, "berth.db");
+
+    [Fact]
+    public void Add_with_usePodCidr_leases_from_flannel_s_subnet_with_its_gateway()
+    {
+        File.WriteAllText(SubnetFile, "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n");
+
+        var (exit, stdout, _) = Invoke("ADD", PodCidrConfig());
+
+        Assert.Equal(0, exit);
+        var ip = Json(stdout).GetProperty("ips")[0];
+        Assert.Equal(("10.244.3.2/24", "10.244.3.1"), (ip.GetProperty("address").GetString(), ip.GetProperty("gateway").GetString()));
+        // The ranges the store records for the agent's checks are the resolved ones, not the placeholder.
+        Assert.Contains("10.244.3.0/24", Assert.Single(SqliteCli.Column(Store, "SELECT ranges FROM networks")));
+    }
+
+    [Theory]
+    [InlineData(null, "does not exist")]
+    [InlineData("FLANNEL_NETWORK=10.244.0.0/16\n", "has no FLANNEL_SUBNET")]
+    [InlineData("FLANNEL_SUBNET=10.244.3.1/33\n", "is not an IPv4 CIDR")]
+    public void Add_without_a_usable_subnet_file_is_error_7_and_creates_no_store(string? env, string message)
+    {
+        if (env is not null) File.WriteAllText(SubnetFile, env);
+
+        var (exit, stdout, _) = Invoke("ADD", PodCidrConfig());
+
+        Assert.Equal(1, exit);
+        Assert.Equal(7, Json(stdout).GetProperty("code").GetInt32());
+        Assert.Contains(message, Json(stdout).GetProperty("msg").GetString());
+        Assert.False(Directory.Exists(DataDir));
+    }
+
+    [Fact]
+    public void A_subnet_file_turned_hostile_fails_the_next_add_and_changes_nothing()
+    {
+        File.WriteAllText(SubnetFile, "FLANNEL_SUBNET=10.244.3.1/24\n");
+        Assert.Equal(0, Invoke("ADD", PodCidrConfig(), containerId: "c1").Exit);
+        var before = SqliteCli.Column(Store, "SELECT address || ' ' || container_id FROM leases UNION ALL SELECT action || ' ' || address FROM history");
+
+        File.WriteAllBytes(SubnetFile, [.. "FLANNEL_SUBNET="u8, .. new byte[200_000]]);
+        var (exit, stdout, _) = Invoke("ADD", PodCidrConfig(), containerId: "c2");
+
+        Assert.Equal(1, exit);
+        Assert.Equal(7, Json(stdout).GetProperty("code").GetInt32());
+        Assert.Equal(before, SqliteCli.Column(Store, "SELECT address || ' ' || container_id FROM leases UNION ALL SELECT action || ' ' || address FROM history"));
+    }
+
+    [Fact]
+    public void Del_check_and_gc_work_after_flannel_s_subnet_file_is_gone()
+    {
+        File.WriteAllText(SubnetFile, "FLANNEL_SUBNET=10.244.3.1/24\n");
+        var added = Invoke("ADD", PodCidrConfig(), containerId: "c1").Stdout;
+        Invoke("ADD", PodCidrConfig(), containerId: "c2");
+        Invoke("ADD", PodCidrConfig(), containerId: "c3");
+        File.Delete(SubnetFile);
+
+        Assert.Equal(0, Invoke("CHECK", PodCidrConfig(extra: $""","prevResult":{added}""")).Exit);
+        Assert.Equal(0, Invoke("DEL", PodCidrConfig(), containerId: "c1").Exit);
+        var gc = PodCidrConfig("1.1.0", ""","cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"}]""");
+        Assert.Equal(0, Invoke("GC", gc, containerId: "", ifName: "", netns: "").Exit);
+
+        Assert.Equal(["10.244.3.3 c2"], SqliteCli.Column(Store, "SELECT address || ' ' || container_id FROM leases"));
+        var released = Invoke("CHECK", PodCidrConfig(), containerId: "c1");
+        Assert.Equal((1, 3), (released.Exit, Json(released.Stdout).GetProperty("code").GetInt32()));
+    }
+
+    [Fact]
+    public void Status_with_usePodCidr_is_ready_once_flannel_wrote_its_subnet_and_50_before()
+    {
+        var before = Invoke("STATUS", PodCidrConfig("1.1.0"));
+        File.WriteAllText(SubnetFile, "FLANNEL_SUBNET=10.244.3.1/30\n");
+        var ready = Invoke("STATUS", PodCidrConfig("1.1.0"));
+        Invoke("ADD", PodCidrConfig("1.1.0"));
+        var full = Invoke("STATUS", PodCidrConfig("1.1.0"));
+        // A config that is wrong apart from the placeholder stays error 7.
+        var wrong = Invoke("STATUS", Config("1.1.0", """[[{"subnet":"usePodCidr"}],[{"subnet":"10.0.0.1/24"}]]""", $$""","subnetFile":"{{SubnetFile}}" """));
+
+        Assert.Equal(1, before.Exit);
+        Assert.Equal(50, Json(before.Stdout).GetProperty("code").GetInt32());
+        Assert.Contains("does not exist: is flanneld running on this node?", Json(before.Stdout).GetProperty("msg").GetString());
+        Assert.Equal(0, ready.Exit);
+        Assert.Equal(50, Json(full.Stdout).GetProperty("code").GetInt32());
+        Assert.Equal(7, Json(wrong.Stdout).GetProperty("code").GetInt32());
+    }
+
     public void Dispose() => _dir.Dispose();
 }

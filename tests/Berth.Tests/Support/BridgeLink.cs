@@ -8,8 +8,13 @@ namespace Berth.Tests.Support;
 /// </summary>
 public sealed class BridgeLink : IDisposable
 {
-    /// <summary>"bt" and ten hex digits: unique across parallel tests and within IFNAMSIZ (15).</summary>
-    public string Name { get; } = "bt" + RandomNumberGenerator.GetHexString(10, lowercase: true);
+    /// <summary>The prefix ("bt" unless a test names its own) and ten hex digits: unique across parallel tests and within IFNAMSIZ (15).</summary>
+    public BridgeLink(string prefix = "bt")
+    {
+        Name = prefix + RandomNumberGenerator.GetHexString(10, lowercase: true);
+    }
+
+    public string Name { get; }
 
     /// <summary>The link's addresses as `ip -o addr show` prints them, or null when the link does not exist.</summary>
     public string? Addresses()

@@ -15,6 +15,23 @@ public sealed class Netns : IDisposable
 
     public string Path => "/var/run/netns/" + Name;
 
+    /// <summary>The link's IPv4 addresses inside the namespace, as `ip -o -4 addr show` prints them.</summary>
+    public string Ipv4Addresses(string ifName) => Ip("-n", Name, "-o", "-4", "addr", "show", "dev", ifName);
+
+    /// <summary>Whether the namespace holds a link of that name.</summary>
+    public bool HasLink(string ifName)
+    {
+        try
+        {
+            Ip("-n", Name, "link", "show", ifName);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Runs `ip ARGS` and returns stdout; throws with stderr when it fails.</summary>
     public static string Ip(params string[] args) => Command.Run("ip", args);
 

@@ -1,15 +1,132 @@
 using System.Text.Json;
 using Berth.Shared.Cni;
 using Berth.Shared.Config;
+using Berth.Tests.Support;
 
 namespace Berth.Tests.Shared.Config;
 
-public sealed class ConfigParserTests
+public sealed class ConfigParserTests : IDisposable
 {
-    private static IpamConfig Parse(string ipam, string extra = "", string? cniArgs = null)
+    private readonly TempDir _dir = new();
+
+    private static IpamConfig Parse(string ipam, string extra = "", string? cniArgs = null, PodCidrResolution podCidrs = PodCidrResolution.Resolve)
     {
         using var doc = JsonDocument.Parse($$$"""{"cniVersion":"1.0.0","name":"net1"{{{extra}}},"ipam":{{{ipam}}}}""");
-        return ConfigParser.Parse(doc.RootElement.Clone(), "1.0.0", CniArgs.Parse(cniArgs));
+        return ConfigParser.Parse(doc.RootElement.Clone(), "1.0.0", CniArgs.Parse(cniArgs), podCidrs);
+    }
+
+    private string SubnetFile => _dir.File("subnet.env");
+
+    /// <summary>An ipam section with "subnetFile" pointing at this test's subnet file.</summary>
+    private string PodCidrIpam(string rest) => $$"""{"type":"berth","subnetFile":"{{SubnetFile}}",{{rest}}}""";
+
+    private const string FlannelEnv = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
+
+    private static string Describe(IpamConfig config) =>
+        string.Join(" | ", config.RangeSets.Select(set => $"{set.Index}: " + string.Join(", ", set.Ranges.Select(r => $"{r.Subnet} {r.Start}-{r.End} gw {r.Gateway}"))));
+
+    public void Dispose() => _dir.Dispose();
+
+    [Theory]
+    // As flanneld writes it: the subnet is FLANNEL_SUBNET's network, the gateway network + 1 as host-local computes it.
+    [InlineData(FlannelEnv, "\"ranges\":[[{\"subnet\":\"usePodCidr\"}]]", "0: 10.244.3.0/24 10.244.3.1-10.244.3.254 gw 10.244.3.1")]
+    [InlineData(FlannelEnv, "\"subnet\":\"usePodCidr\"", "0: 10.244.3.0/24 10.244.3.1-10.244.3.254 gw 10.244.3.1")]
+    // Calico compares without case.
+    [InlineData(FlannelEnv, "\"ranges\":[[{\"subnet\":\"USEPODCIDR\"}]]", "0: 10.244.3.0/24 10.244.3.1-10.244.3.254 gw 10.244.3.1")]
+    // The host part of FLANNEL_SUBNET does not matter, as in the flannel plugin.
+    [InlineData("FLANNEL_SUBNET=10.244.3.77/24\n", "\"ranges\":[[{\"subnet\":\"usePodCidr\"}]]", "0: 10.244.3.0/24 10.244.3.1-10.244.3.254 gw 10.244.3.1")]
+    [InlineData("FLANNEL_SUBNET=10.244.3.1/24\r\nFLANNEL_IPV6_SUBNET=fd00:10:244:3::1/64\r\n",
+        "\"ranges\":[[{\"subnet\":\"usePodCidr\"}],[{\"subnet\":\"usePodCidrIPv6\"}]]",
+        "0: 10.244.3.0/24 10.244.3.1-10.244.3.254 gw 10.244.3.1 | 1: fd00:10:244:3::/64 fd00:10:244:3::1-fd00:10:244:3:ffff:ffff:ffff:ffff gw fd00:10:244:3::1")]
+    [InlineData(FlannelEnv, "\"ranges\":[[{\"subnet\":\"usePodCidr\",\"rangeStart\":\"10.244.3.10\",\"gateway\":\"10.244.3.254\"}]]",
+        "0: 10.244.3.0/24 10.244.3.10-10.244.3.254 gw 10.244.3.254")]
+    [InlineData(FlannelEnv, "\"ranges\":[[{\"subnet\":\"usePodCidr\"},{\"subnet\":\"10.9.0.0/24\"}]]",
+        "0: 10.244.3.0/24 10.244.3.1-10.244.3.254 gw 10.244.3.1, 10.9.0.0/24 10.9.0.1-10.9.0.254 gw 10.9.0.1")]
+    // As the flannel plugin reads the file: other lines are ignored, the key must match exactly, the last one wins.
+    [InlineData("# comment\nnonsense\n=x\nFLANNEL_SUBNET = 10.9.9.1/24\nflannel_subnet=10.9.8.1/24\nFLANNEL_SUBNET=10.1.0.1/24\nFLANNEL_SUBNET=10.244.3.1/24\n",
+        "\"subnet\":\"usePodCidr\"", "0: 10.244.3.0/24 10.244.3.1-10.244.3.254 gw 10.244.3.1")]
+    public void UsePodCidr_takes_the_node_s_subnet_from_flannel_s_subnet_file(string env, string ranges, string expected)
+    {
+        File.WriteAllText(SubnetFile, env);
+
+        Assert.Equal(expected, Describe(Parse(PodCidrIpam(ranges))));
+    }
+
+    [Theory]
+    [InlineData(null, "does not exist: is flanneld running")]
+    [InlineData("FLANNEL_NETWORK=10.244.0.0/16\n", "has no FLANNEL_SUBNET")]
+    [InlineData("FLANNEL_SUBNET=\n", "FLANNEL_SUBNET=\"\" is not an IPv4 CIDR")]
+    [InlineData("FLANNEL_SUBNET=10.244.3/24\n", "FLANNEL_SUBNET=\"10.244.3/24\" is not an IPv4 CIDR")]
+    [InlineData("FLANNEL_SUBNET=10.244.3.1\n", "is not an IPv4 CIDR")]
+    [InlineData("FLANNEL_SUBNET=fd00::1/64\n", "is not an IPv4 CIDR")]
+    [InlineData("FLANNEL_SUBNET=\"10.244.3.1/24\"\n", "is not an IPv4 CIDR")]
+    [InlineData("FLANNEL_SUBNET= 10.244.3.1/24\n", "is not an IPv4 CIDR")]
+    [InlineData("FLANNEL_SUBNET=10.244.3.1/31\n", "too small to allocate from")]
+    [InlineData("FLANNEL_SUBNET=10.244.3.1/24\0\n", "is not text")]
+    public void An_unusable_subnet_file_is_error_7_saying_what_is_missing(string? env, string message)
+    {
+        if (env is not null) File.WriteAllText(SubnetFile, env);
+
+        var e = Assert.Throws<CniException>(() => Parse(PodCidrIpam("\"ranges\":[[{\"subnet\":\"usePodCidr\"}]]")));
+
+        Assert.Equal(ErrorCodes.InvalidConfig, e.Code);
+        Assert.StartsWith("invalid network config: ipam.ranges[0][0].subnet: \"usePodCidr\" is the node's pod subnet from flannel: ", e.Message);
+        Assert.Contains(message, e.Message);
+        Assert.Contains(SubnetFile, e.Message);
+    }
+
+    [Fact]
+    public void UsePodCidrIPv6_without_an_ipv6_subnet_names_the_ipv6_key()
+    {
+        File.WriteAllText(SubnetFile, FlannelEnv);
+
+        var e = Assert.Throws<CniException>(() => Parse(PodCidrIpam("\"ranges\":[[{\"subnet\":\"usePodCidr\"}],[{\"subnet\":\"usePodCidrIPv6\"}]]")));
+
+        Assert.Contains("ipam.ranges[1][0].subnet: \"usePodCidrIPv6\"", e.Message);
+        Assert.Contains("has no FLANNEL_IPV6_SUBNET", e.Message);
+    }
+
+    [Fact]
+    public void A_hostile_subnet_file_is_refused_without_being_read_whole()
+    {
+        // Over the limit, binary, a directory, a device that never ends: each a clear error 7.
+        File.WriteAllBytes(SubnetFile, [.. Enumerable.Repeat((byte)'#', FlannelSubnetFile.MaxBytes), .. "\nFLANNEL_SUBNET=10.244.3.1/24\n"u8]);
+        var binary = _dir.File("binary.env");
+        File.WriteAllBytes(binary, [0xff, 0xfe, 0x00, 0x46, 0x4c]);
+        var directory = _dir.File("dir.env");
+        Directory.CreateDirectory(directory);
+
+        Assert.Contains("larger than 64 KiB", Assert.Throws<CniException>(() => Parse(PodCidrIpam("\"subnet\":\"usePodCidr\""))).Message);
+        Assert.Contains("larger than 64 KiB", Assert.Throws<CniException>(() => Parse("""{"type":"berth","subnetFile":"/dev/zero","subnet":"usePodCidr"}""")).Message);
+        Assert.Contains("is not text", Assert.Throws<CniException>(() => Parse($$"""{"type":"berth","subnetFile":"{{binary}}","subnet":"usePodCidr"}""")).Message);
+        var e = Assert.Throws<CniException>(() => Parse($$"""{"type":"berth","subnetFile":"{{directory}}","subnet":"usePodCidr"}"""));
+        Assert.Equal(ErrorCodes.InvalidConfig, e.Code);
+        Assert.Contains("cannot read flannel's subnet file", e.Message);
+    }
+
+    [Theory]
+    [InlineData("\"subnetFile\":\"run/flannel/subnet.env\"", "ipam.subnetFile: \"run/flannel/subnet.env\" is not an absolute path")]
+    [InlineData("\"subnetFile\":7", "ipam.subnetFile: expected a string")]
+    public void A_bad_subnet_file_key_is_error_7_even_when_nothing_needs_it(string key, string message)
+    {
+        var e = Assert.Throws<CniException>(() => Parse($$"""{"type":"berth",{{key}},"ranges":[[{"subnet":"10.0.0.0/24"}]]}""", podCidrs: PodCidrResolution.Ignore));
+
+        Assert.Equal(ErrorCodes.InvalidConfig, e.Code);
+        Assert.Contains(message, e.Message);
+    }
+
+    [Fact]
+    public void Ignoring_usePodCidr_reads_no_file_and_keeps_the_other_sets_in_their_places()
+    {
+        // No subnet file at all: DEL, CHECK and GC must still parse.
+        var config = Parse(PodCidrIpam("\"ranges\":[[{\"subnet\":\"usePodCidr\"}],[{\"subnet\":\"fd00::/64\"}]]"), podCidrs: PodCidrResolution.Ignore);
+        var legacyOnly = Parse(PodCidrIpam("\"subnet\":\"usePodCidr\""), podCidrs: PodCidrResolution.Ignore);
+
+        Assert.Equal("1: fd00::/64 fd00::1-fd00::ffff:ffff:ffff:ffff gw fd00::1", Describe(config));
+        Assert.Empty(legacyOnly.RangeSets);
+        Assert.Equal("net1", legacyOnly.Network);
+        // Everything else is still checked.
+        Assert.Throws<CniException>(() => Parse(PodCidrIpam("\"ranges\":[[{\"subnet\":\"usePodCidr\"}],[{\"subnet\":\"10.0.0.1/24\"}]]"), podCidrs: PodCidrResolution.Ignore));
     }
 
     [Theory]
