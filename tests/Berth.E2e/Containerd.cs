@@ -36,6 +36,8 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
             [plugins."io.containerd.grpc.v1.cri"]
               sandbox_image = "{PauseImage.Name}"
               restrict_oom_score_adj = true
+              # Pods' netns pins under the runtime's own state (on tmpfs on a real node), not the machine's /run/netns.
+              netns_mounts_under_state_dir = true
               [plugins."io.containerd.grpc.v1.cri".cni]
                 bin_dir = "{cniBin}"
                 conf_dir = "{cniConf}"
@@ -82,4 +84,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
 
     /// <summary>The runtime's state directory is on tmpfs on a real node: a reboot empties it.</summary>
     public void WipeState() => Host.RemoveTree(State);
+
+    /// <summary>Where the CRI plugin pins the pods' network namespaces (netns_mounts_under_state_dir).</summary>
+    public string NetnsDir => Path.Combine(State, "io.containerd.grpc.v1.cri", "netns");
 }

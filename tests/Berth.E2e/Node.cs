@@ -21,13 +21,14 @@ internal sealed class Node : IAsyncDisposable
     private readonly HashSet<string> _pins = [];
     private int _boot = 1;
 
-    public Node(string ipam, string dir, string subnet, string bridge, string berth, string agent)
+    public Node(string ipam, string dir, string subnet, string bridge, string berth, string agent, bool guarded = false)
     {
         Ipam = ipam;
+        Guarded = guarded;
         Dir = dir;
         Bridge = bridge;
         Agent = agent;
-        Network = "e2e-" + ipam;
+        Network = guarded ? "e2e-guarded" : "e2e-" + ipam;
         DataDir = Path.Combine(dir, "ipam");
         BootIdFile = Path.Combine(dir, "boot_id");
         _cgroupParent = "/" + Path.GetFileName(Path.GetDirectoryName(dir.TrimEnd('/'))) + "-" + ipam;
@@ -53,13 +54,46 @@ internal sealed class Node : IAsyncDisposable
     }
 
     public string Ipam { get; }
+
+    /// <summary>host-local, its config untouched, with berth-agent guarding its files (hostLocal.dirs).</summary>
+    public bool Guarded { get; }
+
+    /// <summary>Whether berth protects this node: it names berth, or the agent guards host-local's files.</summary>
+    public bool Protected => Ipam == "berth" || Guarded;
+
+    /// <summary>The row's name in the table.</summary>
+    public string Label => Guarded ? "host-local guarded by berth-agent" : Ipam;
     public string Dir { get; }
     public string Bridge { get; }
     public string Agent { get; }
     public string Network { get; }
     public string DataDir { get; }
     public string BootIdFile { get; }
-    public string Store => Path.Combine(DataDir, "berth.db");
+    /// <summary>berth's store: the plugin's own, or on a guarded node the agent's (history, first sightings).</summary>
+    public string Store => Guarded ? Path.Combine(Dir, "berth", "berth.db") : Path.Combine(DataDir, "berth.db");
+
+    /// <summary>
+    /// The agent's config for this node: its runtime, and on a guarded node host-local's data directory and the
+    /// runtime's netns pins (the boot proof); a berth node guards nothing.
+    /// </summary>
+    public string AgentConfig(int intervalSeconds = 60, int gracePeriodSeconds = 300)
+    {
+        var path = Path.Combine(Dir, "agent.json");
+        File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["store"] = Store,
+            ["intervalSeconds"] = intervalSeconds,
+            ["gracePeriodSeconds"] = gracePeriodSeconds,
+            ["runtimeSockets"] = new[] { Runtime.Socket },
+            ["metricsAddress"] = "off",
+            ["hostLocal"] = new Dictionary<string, string[]>
+            {
+                ["dirs"] = Guarded ? [DataDir] : [],
+                ["netnsDirs"] = [Runtime.NetnsDir],
+            },
+        }));
+        return path;
+    }
     public string BootId => $"e2e-boot-{_boot}";
     public Containerd Runtime { get; }
     public Dictionary<string, string> AgentEnvironment => new() { ["BERTH_BOOT_ID_FILE"] = BootIdFile };

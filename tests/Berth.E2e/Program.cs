@@ -55,15 +55,16 @@ try
     var image = PauseImage.Build(work);
     containerd = Host.Check("containerd", "--version").Split(' ').ElementAtOrDefault(2)?.Trim() ?? "?";
     Console.WriteLine($"e2e: containerd {containerd}, {options.Reboots} hard reboots, {options.Pods} pods per boot, a /28 per node ({Node.RangeSize} addresses)");
-    var plan = new[] { ("berth", "10.88.1.0/28", "berthe2e1"), ("host-local", "10.88.2.0/28", "berthe2e2") };
-    foreach (var (ipam, subnet, bridge) in plan)
+    // The third node keeps host-local in its CNI config, as RKE2's Canal does, and berth-agent guards its files.
+    var plan = new[] { ("berth", "10.88.1.0/28", "berthe2e1", false), ("host-local", "10.88.2.0/28", "berthe2e2", false), ("host-local", "10.88.3.0/28", "berthe2e3", true) };
+    foreach (var (ipam, subnet, bridge, guarded) in plan)
     {
-        var node = new Node(ipam, Path.Combine(work, ipam), subnet, bridge, Path.Combine(options.Bin, "berth"), Path.Combine(options.Bin, "berth-agent"));
+        var node = new Node(ipam, Path.Combine(work, guarded ? "guarded" : ipam), subnet, bridge, Path.Combine(options.Bin, "berth"), Path.Combine(options.Bin, "berth-agent"), guarded);
         nodes.Add(node);
         await node.StartAsync(image);
         var (outcome, running) = await Scenarios.RebootsAsync(node, options.Pods, options.Reboots, Node.RangeSize, !options.NoRecover, verdicts);
         outcomes.Add(outcome);
-        if (ipam == "berth") await Scenarios.LiveReconcileAsync(node, running, verdicts);
+        if (node.Protected) await Scenarios.LiveReconcileAsync(node, running, verdicts);
         await node.DisposeAsync();
         nodes.Remove(node);
     }

@@ -19,7 +19,8 @@ internal static class Report
         t.AppendLine();
         t.AppendLine($"containerd {containerd} with Debian's bridge plugin, one /28 ({Node.RangeSize} pod addresses) per IPAM, " +
                      $"{options.Pods} pods per boot; each simulated hard reboot kills the runtime, its shims and the sandboxes, empties /run and changes the boot ID; " +
-                     "berth's node runs `berth-agent recover` before containerd starts. Nothing stops the lost sandboxes during the reboots; " +
+                     "berth's node, and the node whose CNI config keeps host-local while berth-agent guards its files (`hostLocal.dirs`), " +
+                     "run `berth-agent recover` before containerd starts. Nothing stops the lost sandboxes during the reboots; " +
                      "the last column is after the run stops and removes them, as a kubelet that still knows the pods would.");
         var failure = outcomes.FirstOrDefault(o => o.FirstFailure is not null);
         if (failure is not null) t.AppendLine().AppendLine($"{failure.Ipam}'s first failed pod: `{Shorten(failure.FirstFailure!)}`");

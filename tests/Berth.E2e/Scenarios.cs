@@ -29,12 +29,13 @@ internal static class Scenarios
     public static async Task<(Outcome Outcome, List<Pod> Running)> RebootsAsync(Node node, int podsPerBoot, int reboots, int rangeSize, bool recover, Verdicts v)
     {
         var berth = node.Ipam == "berth";
-        Console.WriteLine($"e2e: {node.Ipam}: a pod's life");
+        var guarded = node.Protected;
+        Console.WriteLine($"e2e: {node.Label}: a pod's life");
         var (life, error) = await node.RunPodAsync("lifecycle");
-        v.Expect(life is { Ip.Length: > 0 }, $"{node.Ipam}: RunPodSandbox gives the pod an address ({life?.Ip ?? error})");
+        v.Expect(life is { Ip.Length: > 0 }, $"{node.Label}: RunPodSandbox gives the pod an address ({life?.Ip ?? error})");
         if (life is not null)
         {
-            v.Expect(node.HeldAddresses().Contains(life.Ip), $"{node.Ipam}: the IPAM holds the address the runtime reports ({life.Ip})");
+            v.Expect(node.HeldAddresses().Contains(life.Ip), $"{node.Label}: the IPAM holds the address the runtime reports ({life.Ip})");
             if (berth)
             {
                 var lease = node.Leases().SingleOrDefault(l => l.Address == life.Ip);
@@ -42,7 +43,7 @@ internal static class Scenarios
                     $"berth: `berth-agent leases` names the pod {Node.PodNamespace}/lifecycle and its sandbox");
             }
             await node.StopAndRemoveAsync(life);
-            v.Expect(!node.HeldAddresses().Contains(life.Ip), $"{node.Ipam}: StopPodSandbox and RemovePodSandbox release {life.Ip}");
+            v.Expect(!node.HeldAddresses().Contains(life.Ip), $"{node.Label}: StopPodSandbox and RemovePodSandbox release {life.Ip}");
         }
 
         int created = 1, failed = life is null ? 1 : 0, leaked = 0;
@@ -50,7 +51,7 @@ internal static class Scenarios
         var running = new List<Pod>();
         for (var boot = 1; boot <= reboots + 1; boot++)
         {
-            Console.WriteLine($"e2e: {node.Ipam}: boot {boot} ({node.BootId}): {podsPerBoot} new pods");
+            Console.WriteLine($"e2e: {node.Label}: boot {boot} ({node.BootId}): {podsPerBoot} new pods");
             running.Clear();
             for (var i = 1; i <= podsPerBoot; i++)
             {
@@ -67,22 +68,22 @@ internal static class Scenarios
                 if (berth) v.Expect(node.Leases().Any(l => l.Address == pod.Ip && l.PodName == pod.Name), $"berth: boot{boot}-pod{i} has {pod.Ip}, leased to it");
             }
             await ExpectNothingHeldTwiceAsync(node, v);
-            if (berth) v.Expect(running.Count == podsPerBoot, $"berth: every pod of boot {boot} got an address");
+            if (guarded) v.Expect(running.Count == podsPerBoot, $"{node.Label}: every pod of boot {boot} got an address");
             if (boot > reboots) break;
 
-            Console.WriteLine($"e2e: {node.Ipam}: hard reboot {boot}");
+            Console.WriteLine($"e2e: {node.Label}: hard reboot {boot}");
             await node.HardRebootAsync(async () =>
             {
-                if (!berth || !recover) return;
-                var recovery = Host.Run(node.Agent, ["recover", "--store", node.Store], node.AgentEnvironment);
+                if (!guarded || !recover) return;
+                var recovery = Host.Run(node.Agent, ["recover", "--config", node.AgentConfig()], node.AgentEnvironment);
                 Console.Write(string.Concat(recovery.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(1).Select(l => $"e2e:   berth-agent recover: {l}\n")));
-                v.Expect(recovery.Code == 0, $"berth: berth-agent recover exits 0 ({recovery.Stderr.Trim()})");
+                v.Expect(recovery.Code == 0, $"{node.Label}: berth-agent recover exits 0 ({recovery.Stderr.Trim()})");
                 await Task.CompletedTask;
             });
             var ready = (await node.ReadyPodsAsync()).Select(p => p.Ip).ToHashSet();
             leaked = node.HeldAddresses().Count(a => !ready.Contains(a));
             Console.WriteLine($"e2e:   after reboot {boot}: {leaked} addresses held for pods that no longer exist");
-            if (berth) v.Expect(leaked == 0, $"berth: no address of a pod lost in reboot {boot} stays leased");
+            if (guarded) v.Expect(leaked == 0, $"{node.Label}: no address of a pod lost in reboot {boot} stays leased");
         }
 
         // A kubelet that still knows the lost pods stops and removes their sandboxes; containerd sends a DEL for
@@ -108,9 +109,9 @@ internal static class Scenarios
         var readyNow = (await node.ReadyPodsAsync()).Select(p => p.Ip).ToHashSet();
         var leakedAfterStop = node.HeldAddresses().Count(a => !readyNow.Contains(a));
         Console.WriteLine($"e2e:   after stopping and removing the {lost.Count} lost sandboxes: {leakedAfterStop} addresses held for pods that no longer exist");
-        v.Expect(cleanupErrors == 0, $"{node.Ipam}: the lost sandboxes can be stopped and removed");
-        if (berth) v.Expect(leakedAfterStop == 0, "berth: stopping the lost sandboxes later is harmless (nothing released twice, nothing leaked)");
-        return (new Outcome(node.Ipam, created, failed, reboots, leaked, leakedAfterStop, rangeSize, firstFailure), running);
+        v.Expect(cleanupErrors == 0, $"{node.Label}: the lost sandboxes can be stopped and removed");
+        if (guarded) v.Expect(leakedAfterStop == 0, $"{node.Label}: stopping the lost sandboxes later is harmless (nothing released twice, nothing leaked)");
+        return (new Outcome(node.Label, created, failed, reboots, leaked, leakedAfterStop, rangeSize, firstFailure), running);
     }
 
     /// <summary>Every ready pod's address is held by the IPAM, and no two ready pods share one.</summary>
@@ -119,32 +120,24 @@ internal static class Scenarios
         var ready = await node.ReadyPodsAsync();
         var held = node.HeldAddresses();
         v.Expect(ready.Select(p => p.Ip).Distinct().Count() == ready.Count && held.Distinct().Count() == held.Count,
-            $"{node.Ipam}: no address is held twice ({ready.Count} ready pods, {held.Count} addresses held)");
-        v.Expect(ready.All(p => held.Contains(p.Ip)), $"{node.Ipam}: every ready pod's address is held by the IPAM");
+            $"{node.Label}: no address is held twice ({ready.Count} ready pods, {held.Count} addresses held)");
+        v.Expect(ready.All(p => held.Contains(p.Ip)), $"{node.Label}: every ready pod's address is held by the IPAM");
     }
 
     /// <summary>
     /// The agent's live path: a sandbox dies without a DEL while containerd keeps running; `berth-agent run`
-    /// (short interval and grace period) releases its lease once the lease is older than the grace period,
-    /// and touches no running pod's lease.
+    /// (short interval and grace period) releases its address once it is older than the grace period (a berth
+    /// lease, or on a guarded node host-local's file), and touches no running pod's.
     /// </summary>
     public static async Task LiveReconcileAsync(Node node, IReadOnlyList<Pod> running, Verdicts v)
     {
         const int grace = 8;
-        Console.WriteLine($"e2e: berth: a sandbox dies without a DEL while berth-agent run watches (grace period {grace} s)");
-        var config = Path.Combine(node.Dir, "agent.json");
-        File.WriteAllText(config, JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["store"] = node.Store,
-            ["intervalSeconds"] = 1,
-            ["gracePeriodSeconds"] = grace,
-            ["runtimeSockets"] = new[] { node.Runtime.Socket },
-            ["metricsAddress"] = "off",
-            ["dryRun"] = false,
-        }));
+        Console.WriteLine($"e2e: {node.Label}: a sandbox dies without a DEL while berth-agent run watches (grace period {grace} s)");
+        var config = node.AgentConfig(intervalSeconds: 1, gracePeriodSeconds: grace);
         var (victim, error) = await node.RunPodAsync("live-victim");
-        if (victim is null) throw new E2eFailure($"berth: no address for the live reconcile's pod: {error}");
-        var before = node.Leases();
+        if (victim is null) throw new E2eFailure($"{node.Label}: no address for the live reconcile's pod: {error}");
+        var before = node.HeldAddresses();
+        var contents = HeldFiles(node);
         var log = Path.Combine(node.Dir, "agent.log");
         var start = new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "exec \"$0\" run --config \"$1\" >\"$2\" 2>&1", node.Agent, config, log } };
         foreach (var (k, value) in node.AgentEnvironment) start.Environment[k] = value;
@@ -155,18 +148,28 @@ internal static class Scenarios
             await node.KillSandboxAsync(victim);
             await Host.AwaitAsync(() => agent.HasExited ? throw new E2eFailure($"berth-agent run exited {agent.ExitCode}; see {log}") : !node.HeldAddresses().Contains(victim.Ip),
                 TimeSpan.FromSeconds(120), $"berth-agent run to release {victim.Ip} of the dead sandbox {victim.Name}");
-            var after = node.Leases();
-            v.Expect(before.Where(l => l.Address != victim.Ip).All(after.Contains) && after.Count == before.Count - 1,
-                $"berth: the dead sandbox's lease {victim.Ip} is released; the {running.Count} running pods' leases are untouched");
+            var after = node.HeldAddresses();
+            v.Expect(before.Where(a => a != victim.Ip).All(after.Contains) && after.Count == before.Count - 1,
+                $"{node.Label}: the dead sandbox's address {victim.Ip} is released; the {running.Count} running pods' addresses are untouched");
+            if (node.Guarded)
+            {
+                var untouched = HeldFiles(node);
+                v.Expect(contents.Where(f => f.Key != victim.Ip).All(f => untouched.TryGetValue(f.Key, out var c) && c == f.Value),
+                    $"{node.Label}: the running pods' host-local files are byte for byte as host-local wrote them");
+            }
             var history = Host.Run(node.Agent, ["history", "--json", "--store", node.Store], node.AgentEnvironment);
             using var doc = JsonDocument.Parse(history.Stdout);
             var events = doc.RootElement.GetProperty("events").EnumerateArray().Where(e => e.GetProperty("address").GetString() == victim.Ip).ToList();
-            var allocated = events.LastOrDefault(e => e.GetProperty("action").GetString() == "allocate");
             var released = events.LastOrDefault(e => e.GetProperty("action").GetString() == "release");
-            var found = allocated.ValueKind == JsonValueKind.Object && released.ValueKind == JsonValueKind.Object;
-            var held = found ? DateTimeOffset.Parse(released.GetProperty("at").GetString()!, CultureInfo.InvariantCulture) - DateTimeOffset.Parse(allocated.GetProperty("at").GetString()!, CultureInfo.InvariantCulture) : TimeSpan.Zero;
-            v.Expect(found && released.GetProperty("reason").GetString() == "reconcile" && held >= TimeSpan.FromSeconds(grace),
-                $"berth: the history records the agent's release, {held.TotalSeconds:0.0} s after the ADD, not within the grace period");
+            var reason = node.Guarded ? "host-local-reconcile" : "reconcile";
+            var found = released.ValueKind == JsonValueKind.Object && released.GetProperty("reason").GetString() == reason;
+            // A berth lease's age counts from its ADD; a host-local file's from when the agent first saw it.
+            var allocated = node.Guarded ? (JsonElement?)null : events.LastOrDefault(e => e.GetProperty("action").GetString() == "allocate");
+            var held = found && allocated is { ValueKind: JsonValueKind.Object } a2
+                ? DateTimeOffset.Parse(released.GetProperty("at").GetString()!, CultureInfo.InvariantCulture) - DateTimeOffset.Parse(a2.GetProperty("at").GetString()!, CultureInfo.InvariantCulture)
+                : TimeSpan.FromSeconds(grace);
+            v.Expect(found && held >= TimeSpan.FromSeconds(grace),
+                $"{node.Label}: the history records the agent's release ({reason}){(node.Guarded ? "" : $", {held.TotalSeconds:0.0} s after the ADD, not within the grace period")}");
         }
         finally
         {
@@ -177,6 +180,11 @@ internal static class Scenarios
             }
             agent.WaitForExit();
         }
-        v.Expect(agent.ExitCode == 0, $"berth: berth-agent run stops cleanly on SIGTERM (exit {agent.ExitCode})");
+        v.Expect(agent.ExitCode == 0, $"{node.Label}: berth-agent run stops cleanly on SIGTERM (exit {agent.ExitCode})");
     }
+
+    /// <summary>host-local's lease files on a guarded node, by address, with their bytes.</summary>
+    private static Dictionary<string, string> HeldFiles(Node node) => node.Guarded
+        ? node.HeldAddresses().ToDictionary(a => a, a => File.ReadAllText(Path.Combine(node.DataDir, node.Network, a)))
+        : [];
 }
