@@ -52,7 +52,7 @@ if [[ ! -f $UNSAFE_BIN/berth || $BIN/berth -nt $UNSAFE_BIN/berth ]]; then
 fi
 
 # 3. The initramfs, when something it holds changed.
-INPUTS=("$BIN/berth" "$UNSAFE_BIN/berth" "$BIN/berth-agent" torture/guest/init torture/guest/storm.sh scripts/power-cut-node.sh "$KDIR/.done" "${BASH_SOURCE[0]}")
+INPUTS=("$BIN/berth" "$UNSAFE_BIN/berth" "$BIN/berth-agent" torture/guest/init torture/guest/storm.sh torture/guest/mark.sh scripts/power-cut-node.sh "$KDIR/.done" "${BASH_SOURCE[0]}")
 fresh=1
 if [[ -f $INITRD ]]; then
   for f in "${INPUTS[@]}"; do [[ $f -nt $INITRD ]] && fresh=0; done
@@ -85,8 +85,9 @@ cp "$KDIR"/modules/*.ko "$R/modules/"
 echo "$MODULES" >"$R/modules/order"
 cp torture/guest/init "$R/init"
 cp torture/guest/storm.sh "$R/bin/storm.sh"
+cp torture/guest/mark.sh "$R/bin/mark"
 cp scripts/power-cut-node.sh "$R/bin/power-cut-node.sh"
-chmod 0755 "$R/init" "$R/bin/storm.sh" "$R/bin/power-cut-node.sh"
+chmod 0755 "$R/init" "$R/bin/storm.sh" "$R/bin/mark" "$R/bin/power-cut-node.sh"
 echo '{"runtimeSockets": [], "metricsAddress": "off"}' >"$R/etc/berth/agent.json"
 (cd "$R" && find . | cpio -o -H newc --quiet) >"$INITRD.tmp"
 mv "$INITRD.tmp" "$INITRD"
