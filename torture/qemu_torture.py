@@ -383,6 +383,8 @@ def main():
                     help="negative control: succeed only if a violation is found (stops at the first, "
                          "ignores --seconds, at most 8 cuts)")
     ap.add_argument("--name", default=None, help="mode name printed in SUMMARY")
+    ap.add_argument("--recording", default=None,
+                    help="replay mode: check the states of the recording in this earlier --work directory, no boot")
     ap.add_argument("--tag", default="SUMMARY",
                     help="first word of the result line (the negative control prints CONTROL, not SUMMARY)")
     args = ap.parse_args()

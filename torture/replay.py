@@ -77,6 +77,8 @@ class Log:
             if flags & (qt.LOG_FLUSH | qt.LOG_FUA):
                 self.flushes.append(i)
         self.write_pos = [w[0] for w in self.writes]
+        self.sector_hashes = [[sector_hash(sector + k, payload[k * SECTOR:(k + 1) * SECTOR])
+                               for k in range(len(payload) // SECTOR)] for _i, sector, payload in self.writes]
         self.marker_pos = [m[0] for m in self.markers]
         # Epochs: (first entry, end entry) between two flushes; the last one may be open (no flush yet).
         bounds = [-1] + self.flushes
@@ -96,43 +98,29 @@ LOG = None  # set before the pool starts
 
 
 class Disk:
-    """The disk after the first N logged writes, in memory, advanced write by write (restarted from mkfs's
-    image only when asked for an earlier point)."""
+    """A worker's disk after the first N logged writes, in memory: moved forward by applying writes and back by
+    undoing them (each applied write keeps what it overwrote), so no state copies a base image."""
 
     def __init__(self, log):
         self.log = log
-        self.reset()
-
-    def reset(self):
-        self.data = bytearray(self.log.initial)
+        self.data = bytearray(log.initial)
         self.applied = 0
+        self.undo = []
+        # The chunks an image must hold: those mkfs wrote, and those written since (the rest are holes).
         self.dirty = {c for c in range(len(self.data) // CHUNK)
                       if self.data[c * CHUNK:(c + 1) * CHUNK].count(0) != CHUNK}
-        self.hash = 0  # sum over sectors of hash(now) - hash(as made by mkfs), mod 2**128
 
-    def advance(self, n, track_hash=False):
-        if n < self.applied:
-            self.reset()
+    def advance(self, n):
+        while self.applied > n:
+            self.applied -= 1
+            off, old = self.undo.pop()
+            self.data[off:off + len(old)] = old
         for _i, sector, payload in self.log.writes[self.applied:n]:
             off = sector * SECTOR
-            if track_hash:
-                self.hash = (self.hash + self.delta(((sector, payload),))) % HASH_MOD
+            self.undo.append((off, bytes(self.data[off:off + len(payload)])))
             self.data[off:off + len(payload)] = payload
             self.dirty.update(range(off // CHUNK, (off + len(payload) - 1) // CHUNK + 1))
-        self.applied = n
-
-    def delta(self, writes):
-        """The change of the content hash if WRITES ((sector, bytes), in order) were applied now."""
-        final = {}
-        for sector, payload in writes:
-            for k in range(len(payload) // SECTOR):
-                final[sector + k] = payload[k * SECTOR:(k + 1) * SECTOR]
-        d = 0
-        for s, new in final.items():
-            old = self.data[s * SECTOR:(s + 1) * SECTOR]
-            if old != new:
-                d += sector_hash(s, new) - sector_hash(s, old)
-        return d
+        self.applied = max(self.applied, n)
 
     def write_image(self, path, extra):
         """A sparse image of the disk with EXTRA ((sector, bytes), in order) on top."""
@@ -146,6 +134,51 @@ class Disk:
                 os.pwrite(fd, payload, sector * SECTOR)
         finally:
             os.close(fd)
+
+
+class ContentHash:
+    """The content hash of a state without its bytes: the sum over sectors of hash(sector, content now) minus
+    hash(sector, content as mkfs left it), mod 2**128, kept per sector as the base moves forward and back."""
+
+    def __init__(self, log):
+        self.log = log
+        self.applied = 0
+        self.hash = 0
+        self.now = {}    # sector -> hash of its content at the base
+        self.undo = []
+
+    def _sector(self, s):
+        h = self.now.get(s)
+        if h is None:
+            h = self.now[s] = sector_hash(s, self.log.initial[s * SECTOR:(s + 1) * SECTOR])
+        return h
+
+    def advance(self, n):
+        while self.applied > n:
+            self.applied -= 1
+            for s, old in reversed(self.undo.pop()):
+                self.hash -= self.now[s] - old
+                self.now[s] = old
+        for w in range(self.applied, n):
+            sector = self.log.writes[w][1]
+            changes = []
+            for k, h in enumerate(self.log.sector_hashes[w]):
+                old = self._sector(sector + k)
+                changes.append((sector + k, old))
+                self.hash += h - old
+                self.now[sector + k] = h
+            self.undo.append(changes)
+        self.applied = max(self.applied, n)
+
+    def of(self, extra):
+        """The hash of the base with EXTRA ((write number, sector mask or None), in log order) on top."""
+        final = {}
+        for w, mask in extra:
+            sector = self.log.writes[w][1]
+            for k, h in enumerate(self.log.sector_hashes[w]):
+                if mask is None or mask >> k & 1:
+                    final[sector + k] = h
+        return (self.hash + sum(h - self._sector(s) for s, h in final.items())) % HASH_MOD
 
 
 def extra_writes(log, extra):
@@ -192,7 +225,9 @@ def random_state(log, rng, epoch, torn):
     chosen = [w for w in candidates if rng.random() < 0.5]
     extra = [(w, None) for w in chosen]
     if torn:
-        multi = [w for w in candidates if len(log.writes[w][2]) > SECTOR]
+        # Only writes of 4 KiB or more tear: a 4 KiB block is the unit a 4Kn or NVMe disk writes atomically,
+        # and the file system's 1 KiB blocks (its superblock above all) are not torn by such disks.
+        multi = [w for w in candidates if len(log.writes[w][2]) >= 4096]
         if not multi:
             return None
         w = rng.choice(multi)
@@ -422,6 +457,8 @@ def record(args, name, work, checker, serial_log, storm_seconds):
     qt.make_disk(disk, tail=1 << 20)
     with open(disk, "rb") as f:
         initial = f.read(qt.FS_BYTES)
+    with open(os.path.join(work, "initial.img"), "wb") as f:  # kept for --recording (the caller removes WORK)
+        f.write(initial)
     logf = os.path.join(work, "writes.log")
     open(logf, "wb").close()
     append = (f"berth.mode=storm berth.workers={args.workers} berth.unsafe={1 if args.unsafe_no_sync else 0} "
@@ -453,12 +490,20 @@ def main(args):
     with open(os.path.join(logs_dir, f"{name}.serial.log"), "wb", buffering=0) as serial_log:
         # The storm takes a fifth of the budget (10 to 60 s): long enough for hundreds of epochs.
         storm = min(60.0, max(10.0, args.seconds / 5))
-        initial, logf = record(args, name, args.work, console, serial_log, storm)
+        if args.recording:
+            # Check the states of an earlier recording again (its work directory), without booting.
+            storm = 0.0
+            logf = os.path.join(args.recording, "writes.log")
+            with open(os.path.join(args.recording, "initial.img"), "rb") as f:
+                initial = f.read()
+        else:
+            initial, logf = record(args, name, args.work, console, serial_log, storm)
     if logf is None:
         print(f"{args.tag} mode={name} cycles=0 acked=0 cuts=0 violations={console.violations}", flush=True)
         return 1
     LOG = Log(logf, initial)
-    os.unlink(os.path.join(args.work, "disk.img"))
+    if not args.recording:
+        os.unlink(os.path.join(args.work, "disk.img"))
     multi = sum(1 for _a, _b, lo, hi in LOG.epochs if hi - lo > 1)
     qt.log(f"{name}: recorded {storm:.0f} s of storm: {LOG.entries} log entries, {len(LOG.writes)} writes, "
            f"{len(LOG.flushes)} flushes, {len(LOG.epochs)} epochs ({multi} with more than one write), "
@@ -488,7 +533,9 @@ def main(args):
     stores = {}          # store hash -> result (verdicts counted once per store)
     by_content = {}      # content hash -> store hash, or None while its check runs
     waiting = {}         # content hash -> cuts whose acknowledgements wait for that check
-    deadline = start + args.seconds
+    # The negative control ignores its share until it has caught a loss (at most 5 minutes): the states come
+    # flush by flush first, where a missing fsync shows.
+    deadline = start + (300 if args.expect_violations else args.seconds)
     stop_at_first = args.expect_violations
 
     def judge(store, cut, where):
@@ -500,9 +547,8 @@ def main(args):
         checker.check_pre()
 
     def candidates():
-        main_disk = Disk(LOG)
         for state in boundary_states(LOG):
-            yield state, main_disk
+            yield state
         epochs = [e for e in LOG.epochs if e[3] > e[2]]
         weights = [hi - lo for _a, _b, lo, hi in epochs]
         while epochs:
@@ -511,11 +557,12 @@ def main(args):
             for k in picks:
                 state = random_state(LOG, rng, epochs[k], torn=rng.random() < 0.5)
                 if state:
-                    yield state, main_disk
+                    yield state
 
     ctx = multiprocessing.get_context("fork")
     workers = os.cpu_count() or 2
     gen = candidates()
+    content = ContentHash(LOG)
     tried = in_a_row = 0
     try:
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
@@ -528,7 +575,7 @@ def main(args):
                     while (not exhausted and not done_enough and time.monotonic() < deadline
                            and len(running) < 3 * workers):
                         try:
-                            state, disk = next(gen)
+                            state = next(gen)
                         except StopIteration:
                             exhausted = True
                             break
@@ -537,8 +584,8 @@ def main(args):
                             exhausted = True  # nothing new turns up any more
                             break
                         base, extra, cut = state
-                        disk.advance(base, track_hash=True)
-                        key = (disk.hash + disk.delta(extra_writes(LOG, extra))) % HASH_MOD
+                        content.advance(base)
+                        key = content.of(extra)
                         if key in by_content:
                             in_a_row += 1
                             # The same disk content, cut at another moment: only the acknowledgements differ.
