@@ -468,7 +468,12 @@ def record(args, name, work, checker, serial_log, storm_seconds):
         if not vm.wait_for(checker, "STORM-START", 300):
             checker.violation("the guest did not reach the storm (see the serial log)")
             return None, None
-        vm.run_until(checker, time.monotonic() + storm_seconds)
+        # The storm runs its time and until 10 operations were acknowledged (at most 4 times its time: a loaded
+        # host emulates slowly), so that there is something to lose.
+        began = time.monotonic()
+        vm.run_until(checker, began + storm_seconds)
+        while checker.acked < 10 and time.monotonic() < began + 4 * storm_seconds and vm.proc.poll() is None:
+            vm.run_until(checker, time.monotonic() + 1)
     finally:
         for text in vm.kill():
             checker.line(text)
