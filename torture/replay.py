@@ -41,6 +41,7 @@ BIN = os.path.join(qt.ROOT, "artifacts", "bin")
 NETWORK = "torture"                    # the network of torture/guest/init's net.json
 PROBE = "hr-replay-probe"              # the container of the one ADD made on each store
 HASH_MOD = 1 << 128
+MIN_STATES = 1000
 STORE_FILES = ("berth.db", "berth.db-wal")  # the -shm is rebuilt by SQLite's first opener; the lock holds nothing
 
 
@@ -541,6 +542,13 @@ def main(args):
     # The negative control ignores its share until it has caught a loss (at most 5 minutes): the states come
     # flush by flush first, where a missing fsync shows.
     deadline = start + (300 if args.expect_violations else args.seconds)
+    # Like a cut in the other modes, some checking always happens: at least MIN_STATES states, for at most
+    # a minute past the share (a short run's share barely covers the boot and the storm).
+    floor = time.monotonic() + 60
+
+    def more_time():
+        now = time.monotonic()
+        return now < deadline or (states + len(running) < MIN_STATES and now < floor)
     stop_at_first = args.expect_violations
 
     def judge(store, cut, where):
@@ -569,15 +577,15 @@ def main(args):
     gen = candidates()
     content = ContentHash(LOG)
     tried = in_a_row = 0
+    running = set()
     try:
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                                     initargs=(scratch, boot_file, agent_config, net)) as pool:
-            running = set()
             exhausted = False
             try:
                 while True:
                     done_enough = stop_at_first and checker.violations
-                    while (not exhausted and not done_enough and time.monotonic() < deadline
+                    while (not exhausted and not done_enough and more_time()
                            and len(running) < 3 * workers):
                         try:
                             state = next(gen)

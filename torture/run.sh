@@ -57,7 +57,7 @@ qemu_mode() { # NAME PERCENT SEED-OFFSET [ARGS...]
 }
 
 qemu_mode reset 15 1 --mode reset
-qemu_mode strict 15 2 --mode strict
+qemu_mode strict 10 2 --mode strict
 qemu_mode strict-subset 10 3 --mode strict-subset
 qemu_mode node-script 5 4 --mode node-script
 # The negative control: berth with synchronous writes off (a build made with -p:BerthUnsafeNoSync=true) must be
@@ -65,7 +65,7 @@ qemu_mode node-script 5 4 --mode node-script
 qemu_mode strict-nosync-control 10 5 --mode strict --unsafe-no-sync --expect-violations --tag CONTROL
 # One storm recorded under the write log, then thousands of crash states checked on the host (torture/replay.py),
 # and its own negative control, which ignores its share until it has caught a loss.
-qemu_mode replay 30 8 --mode replay --workers 4
+qemu_mode replay 35 8 --mode replay --workers 4
 qemu_mode replay-nosync-control 0 9 --mode replay --workers 4 --unsafe-no-sync --expect-violations --tag CONTROL
 
 # On the host: SIGKILL storms with a concurrent reconcile, and fuzzing of the plugin's input and of damaged stores.
