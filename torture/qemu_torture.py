@@ -389,8 +389,10 @@ def main():
                     help="first word of the result line (the negative control prints CONTROL, not SUMMARY)")
     args = ap.parse_args()
     if args.mode == "replay":
-        import replay  # torture/replay.py: no cut per boot, crash states from one recorded storm
-        return replay.main(args)
+        # torture/replay.py: no cut per boot, crash states from one recorded storm. Imported here, under another
+        # name than this module's replay(), because it imports this module.
+        import replay as replay_mode
+        return replay_mode.main(args)
 
     name = args.name or args.mode
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
