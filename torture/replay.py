@@ -453,7 +453,7 @@ def store_verdicts(res, boot):
 
 def record(args, name, work, checker, serial_log, storm_seconds):
     """One boot of the guest under the write log, the storm for STORM_SECONDS, then SIGKILL. Returns the image
-    the guest started from (as mkfs made it) and the log."""
+    the guest started from (as mkfs made it), the log and how long the storm ran."""
     disk = os.path.join(work, "disk.img")
     qt.make_disk(disk, tail=1 << 20)
     with open(disk, "rb") as f:
@@ -468,17 +468,18 @@ def record(args, name, work, checker, serial_log, storm_seconds):
     try:
         if not vm.wait_for(checker, "STORM-START", 300):
             checker.violation("the guest did not reach the storm (see the serial log)")
-            return None, None
+            return None, None, 0
         # The storm runs its time and until 10 operations were acknowledged (at most 4 times its time: a loaded
         # host emulates slowly), so that there is something to lose.
         began = time.monotonic()
         vm.run_until(checker, began + storm_seconds)
         while checker.acked < 10 and time.monotonic() < began + 4 * storm_seconds and vm.proc.poll() is None:
             vm.run_until(checker, time.monotonic() + 1)
+        storm_seconds = time.monotonic() - began
     finally:
         for text in vm.kill():
             checker.line(text)
-    return initial, logf
+    return initial, logf, storm_seconds
 
 
 def main(args):
@@ -503,15 +504,16 @@ def main(args):
             with open(os.path.join(args.recording, "initial.img"), "rb") as f:
                 initial = f.read()
         else:
-            initial, logf = record(args, name, args.work, console, serial_log, storm)
+            initial, logf, storm = record(args, name, args.work, console, serial_log, storm)
     if logf is None:
         print(f"{args.tag} mode={name} cycles=0 acked=0 cuts=0 violations={console.violations}", flush=True)
         return 1
     LOG = Log(logf, initial)
     if not args.recording:
         os.unlink(os.path.join(args.work, "disk.img"))
+    checks_began = time.monotonic()
     multi = sum(1 for _a, _b, lo, hi in LOG.epochs if hi - lo > 1)
-    qt.log(f"{name}: recorded {storm:.0f} s of storm: {LOG.entries} log entries, {len(LOG.writes)} writes, "
+    qt.log(f"{name}: recorded {storm:.0f} s of storm ({checks_began - start:.0f} s with the boot): {LOG.entries} log entries, {len(LOG.writes)} writes, "
            f"{len(LOG.flushes)} flushes, {len(LOG.epochs)} epochs ({multi} with more than one write), "
            f"{len(LOG.markers)} markers; {console.acked} acknowledgements on the console")
 
@@ -655,11 +657,11 @@ def main(args):
         shutil.rmtree(scratch, ignore_errors=True)
 
     elapsed = time.monotonic() - start
-    check_time = elapsed - storm
+    check_time = time.monotonic() - checks_began
     print(f"{args.tag} mode={name} cycles={states} acked={len([m for m in LOG.markers if m[1].startswith('ACK')])} "
           f"cuts=1 violations={checker.violations}", flush=True)
     qt.log(f"{name}: {elapsed:.0f} s; {states} distinct crash states checked ({tried} candidates, "
-           f"{rechecked} of the duplicates judged again at their own cut) in about {check_time:.0f} s after "
+           f"{rechecked} of the duplicates judged again at their own cut) in {check_time:.0f} s after "
            f"the recording, {states / max(check_time, 1):.0f} states/s; {len(stores)} distinct stores got the "
            f"berth checks; {sampled} sampled through a kernel mount, {disagreements} disagreed; e2fsck failed on "
            f"{fsck_bad}; seed {seed}")
