@@ -495,8 +495,9 @@ def main(args):
     os.makedirs(logs_dir, exist_ok=True)
     console = qt.Checker(name)  # the recording boot's console: it must boot, reach the storm, ack sanely
     with open(os.path.join(logs_dir, f"{name}.serial.log"), "wb", buffering=0) as serial_log:
-        # The storm takes a fifth of the budget (10 to 60 s): long enough for hundreds of epochs.
-        storm = min(60.0, max(10.0, args.seconds / 5))
+        # The storm takes a sixth of the budget (10 to 40 s): tens of operations, hundreds of epochs; the rest
+        # of the budget goes to the states.
+        storm = min(40.0, max(10.0, args.seconds / 6))
         if args.recording:
             # Check the states of an earlier recording again (its work directory), without booting.
             storm = 0.0
