@@ -343,7 +343,10 @@ def sqlite_read(db):
 
 
 def run(cmd, env=None, stdin=None):
-    r = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, timeout=30)
+    try:
+        r = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, timeout=30)
+    except subprocess.TimeoutExpired:
+        return {"rc": -1, "out": "", "err": "hung: killed after 30 s"}  # a violation, not a crash of the mode
     return {"rc": r.returncode, "out": r.stdout, "err": r.stderr[-600:]}
 
 
@@ -414,7 +417,7 @@ def store_verdicts(res, boot):
     for name in ("check", "recover"):
         r = res.get(name)
         if r and (r["rc"] >= 128 or r["rc"] < 0 or "Unhandled exception" in r["err"]):
-            bad.append(f"berth-agent {name} crashed (exit {r['rc']}): {r['err'][:300]}")
+            bad.append(f"berth-agent {name} crashed or hung (exit {r['rc']}): {r['err'][:300]}")
     if not healthy:
         # A damaged store: answered with error 5, and never reset or changed.
         if add["rc"] == 0 or code != 5:
