@@ -7,6 +7,8 @@ Modes:
                  rebuilt from the write log up to its last flush
   strict-subset  as strict, plus a random subset of the writes logged after the last flush
   node-script    scripts/power-cut-node.sh runs in the guest and resets it itself with sysrq b
+  replay         one storm recorded under blklogwrites, then thousands of crash states built from its log and
+                 checked on the host without booting (torture/replay.py)
 
 The guest (torture/guest/init) prints, on the serial console, the store as each boot found it, before and
 after `berth-agent recover`, and every acknowledged operation. This program checks, for every cut, the
@@ -289,6 +291,26 @@ class Vm:
         *complete, self.buf = self.buf.split(b"\n")
         return [c.decode("utf-8", "replace").rstrip("\r") for c in complete]
 
+    def wait_for(self, checker, tag, timeout):
+        """Feeds lines to CHECKER until one starts with T:<tag>; False on timeout, T:HALT or QEMU's exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            for text in self.lines(deadline - time.monotonic()):
+                checker.line(text)
+                if text.startswith("T:" + tag):
+                    return True
+                if text.startswith("T:HALT"):
+                    return False
+        return False
+
+    def run_until(self, checker, deadline):
+        """Feeds lines to CHECKER until DEADLINE (monotonic) or QEMU's exit."""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            for text in self.lines(deadline - time.monotonic()):
+                checker.line(text)
+
     def drain_after_stop(self):
         """After the guest can no longer write: every complete line still in the pipe. A partial last line
         (cut mid-write) is dropped: it was never fully printed, so it acknowledges nothing."""
@@ -322,10 +344,24 @@ class Vm:
 
 # ---------------------------------------------------------------------------------------------------------
 
-def make_disk(path):
+FS_BYTES = 64 << 20  # the store's ext4 file system
+
+
+def make_disk(path, tail=0):
+    """A new disk image: a 64 MiB ext4, followed by TAIL bytes that the file system does not use (the replay
+    mode writes its acknowledgement markers there)."""
     with open(path, "wb") as f:
-        f.truncate(64 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", path], check=True)
+        f.truncate(FS_BYTES + tail)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", path,
+                    f"{FS_BYTES // 1024}k"], check=True)
+
+
+def logged_drive(image, logf):
+    """QEMU arguments for a virtio-blk disk on IMAGE with blklogwrites logging every write and flush to LOGF."""
+    return ["-blockdev", f"driver=file,node-name=data,filename={image}",
+            "-blockdev", f"driver=file,node-name=wlog,filename={logf}",
+            "-blockdev", "driver=blklogwrites,node-name=disk,file=data,log=wlog,log-append=off",
+            "-device", "virtio-blk-pci,drive=disk,write-zeroes=off,discard=off"]
 
 
 def stop_on_signal(signum, _frame):
@@ -336,7 +372,7 @@ def main():
     signal.signal(signal.SIGTERM, stop_on_signal)
     signal.signal(signal.SIGINT, stop_on_signal)
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", required=True, choices=["reset", "strict", "strict-subset", "node-script"])
+    ap.add_argument("--mode", required=True, choices=["reset", "strict", "strict-subset", "node-script", "replay"])
     ap.add_argument("--seconds", type=float, required=True, help="stop starting new cycles after this")
     ap.add_argument("--work", required=True, help="scratch directory (removed by the caller)")
     ap.add_argument("--seed", type=int, default=None)
@@ -347,9 +383,16 @@ def main():
                     help="negative control: succeed only if a violation is found (stops at the first, "
                          "ignores --seconds, at most 8 cuts)")
     ap.add_argument("--name", default=None, help="mode name printed in SUMMARY")
+    ap.add_argument("--recording", default=None,
+                    help="replay mode: check the states of the recording in this earlier --work directory, no boot")
     ap.add_argument("--tag", default="SUMMARY",
                     help="first word of the result line (the negative control prints CONTROL, not SUMMARY)")
     args = ap.parse_args()
+    if args.mode == "replay":
+        # torture/replay.py: no cut per boot, crash states from one recorded storm. Imported here, under another
+        # name than this module's replay(), because it imports this module.
+        import replay as replay_mode
+        return replay_mode.main(args)
 
     name = args.name or args.mode
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
@@ -375,22 +418,10 @@ def main():
             checker.line(text)
 
     def wait_for(tag, timeout):
-        """Feeds lines to the checker until one starts with T:<tag>; False on timeout or QEMU's exit."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if vm.proc.poll() is not None:
-                return False
-            for text in vm.lines(deadline - time.monotonic()):
-                checker.line(text)
-                if text.startswith("T:" + tag):
-                    return True
-                if text.startswith("T:HALT"):
-                    return False
-        return False
+        return vm.wait_for(checker, tag, timeout)
 
     def run_until(deadline):
-        while time.monotonic() < deadline and vm.proc.poll() is None:
-            feed(vm.lines(deadline - time.monotonic()))
+        vm.run_until(checker, deadline)
 
     def start_vm():
         if strict:
@@ -398,10 +429,7 @@ def main():
             logf = os.path.join(args.work, "writes.log")
             shutil.copyfile(durable, live)
             open(logf, "wb").close()
-            drive = ["-blockdev", f"driver=file,node-name=data,filename={live}",
-                     "-blockdev", f"driver=file,node-name=wlog,filename={logf}",
-                     "-blockdev", "driver=blklogwrites,node-name=disk,file=data,log=wlog,log-append=off",
-                     "-device", "virtio-blk-pci,drive=disk,write-zeroes=off,discard=off"]
+            drive = logged_drive(live, logf)
         else:
             drive = ["-drive", f"file={durable},format=raw,if=none,id=d0,cache=writeback",
                      "-device", "virtio-blk-pci,drive=d0,write-zeroes=off,discard=off"]

@@ -2,7 +2,7 @@
 # Builds the torture guest under artifacts/torture/: Debian's kernel (downloaded with apt-get download and
 # unpacked with dpkg -x, never installed), its uncompressed vmlinux (booted through PVH: no decompression
 # under software emulation), and an uncompressed busybox initramfs holding berth, berth-agent, iproute2's ip,
-# sqlite3, the libraries they need, the modules for virtio-blk + ext4, scripts/power-cut-node.sh and the init.
+# sqlite3, coreutils' dd (as dd-direct), the libraries they need, the modules for virtio-blk + ext4, scripts/power-cut-node.sh and the init.
 # The kernel is fetched once; the initramfs is rebuilt only when one of its inputs is newer.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -52,7 +52,7 @@ if [[ ! -f $UNSAFE_BIN/berth || $BIN/berth -nt $UNSAFE_BIN/berth ]]; then
 fi
 
 # 3. The initramfs, when something it holds changed.
-INPUTS=("$BIN/berth" "$UNSAFE_BIN/berth" "$BIN/berth-agent" torture/guest/init torture/guest/storm.sh scripts/power-cut-node.sh "$KDIR/.done" "${BASH_SOURCE[0]}")
+INPUTS=("$BIN/berth" "$UNSAFE_BIN/berth" "$BIN/berth-agent" torture/guest/init torture/guest/storm.sh torture/guest/mark.sh scripts/power-cut-node.sh "$KDIR/.done" "${BASH_SOURCE[0]}")
 fresh=1
 if [[ -f $INITRD ]]; then
   for f in "${INPUTS[@]}"; do [[ $f -nt $INITRD ]] && fresh=0; done
@@ -81,12 +81,14 @@ add_exe "$UNSAFE_BIN/berth" /opt/cni/bin/berth-unsafe
 add_exe "$BIN/berth-agent" /usr/bin/berth-agent
 add_exe "$(command -v ip)" /sbin/ip
 add_exe "$(command -v sqlite3)" /usr/bin/sqlite3
+add_exe /usr/bin/dd /usr/bin/dd-direct   # coreutils' dd for mark.sh's O_DIRECT writes (aligned buffer)
 cp "$KDIR"/modules/*.ko "$R/modules/"
 echo "$MODULES" >"$R/modules/order"
 cp torture/guest/init "$R/init"
 cp torture/guest/storm.sh "$R/bin/storm.sh"
+cp torture/guest/mark.sh "$R/bin/mark"
 cp scripts/power-cut-node.sh "$R/bin/power-cut-node.sh"
-chmod 0755 "$R/init" "$R/bin/storm.sh" "$R/bin/power-cut-node.sh"
+chmod 0755 "$R/init" "$R/bin/storm.sh" "$R/bin/mark" "$R/bin/power-cut-node.sh"
 echo '{"runtimeSockets": [], "metricsAddress": "off", "hostLocal": {"dirs": []}}' >"$R/etc/berth/agent.json"
 (cd "$R" && find . | cpio -o -H newc --quiet) >"$INITRD.tmp"
 mv "$INITRD.tmp" "$INITRD"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # One storm worker in the guest: ADDs of new containers and DELs of random live ones, forever (until the host
 # cuts the power). Prints "T:ACK ADD <container> <address>" / "T:ACK DEL <container>" only after berth exited 0,
-# and "T:TRY DEL <container>" before a DEL starts (a DEL cut in flight may or may not have happened).
+# and "T:TRY DEL <container>" before a DEL starts (a DEL cut in flight may or may not have happened). Each of
+# these is also marked in the write log (mark.sh; only in the replay mode).
 W=$1 B=$2
 NS=/run/netns/s$W
 KEEP=6
@@ -14,6 +15,7 @@ while :; do
   c="${B}w${W}n$i"
   if out=$(cni ADD "$c"); then
     addr=$(echo "$out" | sed -n 's/.*"address": *"\([^"/]*\).*/\1/p' | head -n1)
+    mark "$W" "ACK ADD $c $addr"
     echo "T:ACK ADD $c $addr"
     live="$live $c"
     n=$((n + 1))
@@ -23,8 +25,10 @@ while :; do
   if [ $n -ge $KEEP ] || { [ $n -gt 0 ] && [ $((RANDOM % 3)) = 0 ]; }; then
     k=$((RANDOM % n + 1))
     v=$(echo $live | cut -d' ' -f$k)
+    mark "$W" "TRY DEL $v"   # before the DEL's first write: a DEL in flight may or may not have happened
     echo "T:TRY DEL $v"
     if out=$(cni DEL "$v"); then
+      mark "$W" "ACK DEL $v"
       echo "T:ACK DEL $v"
       live=$(echo $live | tr ' ' '\n' | grep -vx "$v" | tr '\n' ' ')
       n=$((n - 1))
