@@ -538,7 +538,7 @@ def main(args):
         f.write(boot + "\n")
     agent_config = os.path.join(scratch, "agent.json")
     with open(agent_config, "w") as f:
-        f.write('{"runtimeSockets": [], "metricsAddress": "off"}\n')
+        f.write('{"runtimeSockets": [], "metricsAddress": "off", "hostLocal": {"dirs": []}}\n')
     net = ('{"cniVersion": "1.0.0", "name": "%s", "ipam": {"type": "berth", "dataDir": "@DIR@", '
            '"ranges": [[{"subnet": "10.77.0.0/26"}]]}}' % NETWORK)
 
