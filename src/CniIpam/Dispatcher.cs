@@ -44,7 +44,7 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
                     $"cniVersion \"{ConfigParser.Clip(requested ?? "")}\" is not supported: berth speaks {string.Join(", ", CniVersion.Supported)}");
             }
             version = requested!;
-            var minimum = command switch { "CHECK" => "0.4.0", "GC" or "STATUS" => "1.1.0", _ => "0.3.0" };
+            var minimum = CniVersion.FirstWith(command);
             if (!CniVersion.AtLeast(version, minimum))
             {
                 throw new CniException(ErrorCodes.IncompatibleVersion, $"config version {version} does not allow {command} (it needs {minimum} or later)");

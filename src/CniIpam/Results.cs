@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Berth.Shared.Cni;
 using Berth.Shared.Config;
-using Berth.Shared.Leases;
+using Berth.Shared.Allocation;
 
 namespace Berth.CniIpam;
 
@@ -15,17 +15,14 @@ internal static class Results
 {
     private static readonly JsonWriterOptions Options = new() { Indented = true };
 
-    public static void WriteAdd(TextWriter output, IpamConfig config, IReadOnlyList<Lease> leases, Dns dns)
+    public static void WriteAdd(TextWriter output, IpamConfig config, IReadOnlyList<Allocation> allocations, Dns dns)
     {
         Write(output, w =>
         {
             w.WriteString("cniVersion", config.CniVersion);
             w.WriteStartArray("ips");
-            foreach (var lease in leases)
+            foreach (var (lease, range) in allocations)
             {
-                // A lease made under an earlier config may carry a range set index the current config no longer has.
-                var range = config.RangeSets.ElementAtOrDefault(lease.RangeSet)?.RangeFor(lease.Address)
-                    ?? config.RangeSets.Select(s => s.RangeFor(lease.Address)).First(r => r is not null)!;
                 w.WriteStartObject();
                 if (CniVersion.HasIpVersionField(config.CniVersion))
                 {
@@ -38,7 +35,7 @@ internal static class Results
             w.WriteEndArray();
             if (config.Routes.Count > 0)
             {
-                var extended = CniVersion.AtLeast(config.CniVersion, "1.1.0");
+                var extended = CniVersion.HasExtendedRoutes(config.CniVersion);
                 w.WriteStartArray("routes");
                 foreach (var route in config.Routes)
                 {

@@ -6,5 +6,5 @@ internal static class OperatorIdentity
     public static string Of(Func<string, string?> environment) =>
         environment("SUDO_USER") is { Length: > 0 } sudo ? $"{sudo} (sudo)"
         : environment("USER") is { Length: > 0 } user ? user
-        : $"uid {Environment.GetEnvironmentVariable("UID") ?? "?"}";
+        : $"uid {environment("UID") ?? "?"}";
 }

@@ -13,14 +13,14 @@ namespace Berth.Shared.Allocation;
 public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimeProvider time, INetnsProbe netns, string actor = "berth")
 {
     /// <summary>
-    /// One address per range set for the attachment: the addresses it already holds (a repeated ADD),
-    /// the requested ones, or the next free ones after the round-robin cursor, in range-set order.
+    /// One address per range set for the attachment, each with its range: the addresses it already holds (a
+    /// repeated ADD), the requested ones, or the next free ones after the round-robin cursor, in range-set order.
     /// </summary>
-    public IReadOnlyList<Lease> Allocate(IpamConfig config, Attachment who)
+    public IReadOnlyList<Allocation> Allocate(IpamConfig config, Attachment who)
     {
         var requestedBySet = PlaceRequested(config, who.Network);
         var held = store.LeasesOf(who.Network, who.ContainerId, who.IfName);
-        var leases = new List<Lease>();
+        var leases = new List<Allocation>();
         foreach (var set in config.RangeSets)
         {
             var requested = requestedBySet.GetValueOrDefault(set.Index);
@@ -34,7 +34,7 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
                         $"container {who.ContainerId} ({who.IfName}) already holds {mine.Address} in range set {set.Index} of network {who.Network}"
                         + (requested is not null ? $", not the requested {requested}" : ", outside the current ranges") + ": DEL it first");
                 }
-                leases.Add(mine);
+                leases.Add(new Allocation(mine, set.RangeFor(mine.Address)!));
                 continue;
             }
             leases.Add(requested is not null ? Take(set, requested, who) : Next(set, who));
@@ -98,7 +98,7 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
         return null;
     }
 
-    private Lease Take(RangeSet set, IPAddress address, Attachment who)
+    private Allocation Take(RangeSet set, IPAddress address, Attachment who)
     {
         var range = set.RangeFor(address)!;
         if (address.Equals(range.Gateway))
@@ -113,7 +113,7 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
         return Lease(set, range, address, who);
     }
 
-    private Lease Next(RangeSet set, Attachment who)
+    private Allocation Next(RangeSet set, Attachment who)
     {
         var address = FindFree(who.Network, set);
         if (address is null)
@@ -130,14 +130,14 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
         return Lease(set, set.RangeFor(address)!, address, who);
     }
 
-    private Lease Lease(RangeSet set, AddressRange range, IPAddress address, Attachment who)
+    private Allocation Lease(RangeSet set, AddressRange range, IPAddress address, Attachment who)
     {
         var lease = new Lease(who.Network, address, set.Index, range.Subnet.ToString(), who.ContainerId, who.IfName, who.Netns, who.NetnsInode,
             who.PodNamespace, who.PodName, who.PodUid, clock.BootId, clock.SinceBoot, time.GetUtcNow(), Reasons.CniAdd);
         store.Add(lease, new Change(Reasons.CniAdd, actor));
         // As host-local: the next search starts after the last address handed out, requested or not.
         store.SetCursor(who.Network, set.Index, address);
-        return lease;
+        return new Allocation(lease, range);
     }
 
     /// <summary>

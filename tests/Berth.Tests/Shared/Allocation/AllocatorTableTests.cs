@@ -22,7 +22,7 @@ public abstract class AllocatorTableTests
     private Allocator AllocatorFor(ILeaseTransaction tx) => new(tx, Clock, TimeProvider.System, Netns);
 
     protected IReadOnlyList<Lease> Add(IpamConfig config, string containerId, string ifName = "eth0", string netns = "/var/run/netns/x") =>
-        Run(tx => AllocatorFor(tx).Allocate(config, new Attachment("net1", containerId, ifName, netns)));
+        Run(tx => AllocatorFor(tx).Allocate(config, new Attachment("net1", containerId, ifName, netns)).Select(a => a.Lease).ToList());
 
     /// <summary>Leases an address directly, as an earlier ADD (possibly in another boot) would have.</summary>
     protected void Taken(string address, string bootId = "boot-now", string netns = "", ulong? inode = null, int rangeSet = 0, string? owner = null) =>
