@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Berth.HostAgent.Cri;
+using Berth.HostAgent.Cri.V1;
+using Grpc.Core;
 
 namespace Berth.E2e;
 
@@ -54,7 +56,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
                 await cri.VersionAsync();
                 return true;
             }
-            catch (GrpcException)
+            catch (RpcException)
             {
                 return false;
             }
@@ -82,4 +84,24 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
 
     /// <summary>The runtime's state directory is on tmpfs on a real node: a reboot empties it.</summary>
     public void WipeState() => Host.RemoveTree(State);
+}
+
+/// <summary>
+/// The CRI calls only the e2e makes (the agent lists sandboxes, it never runs or stops one), through the
+/// agent's client: the same channel, deadline and error mapping.
+/// </summary>
+internal static class PodCalls
+{
+    public static async Task<string> RunPodSandboxAsync(this CriClient cri, PodSandboxConfig config, string runtimeHandler = "", CancellationToken cancellationToken = default) =>
+        (await cri.CallAsync((r, o) => r.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config, RuntimeHandler = runtimeHandler }, o), cancellationToken)).PodSandboxId;
+
+    public static Task StopPodSandboxAsync(this CriClient cri, string id, CancellationToken cancellationToken = default) =>
+        cri.CallAsync((r, o) => r.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }, o), cancellationToken);
+
+    public static Task RemovePodSandboxAsync(this CriClient cri, string id, CancellationToken cancellationToken = default) =>
+        cri.CallAsync((r, o) => r.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }, o), cancellationToken);
+
+    /// <summary>With <paramref name="verbose"/>, the runtime adds its own details (for containerd: the pause PID, the netns path).</summary>
+    public static Task<PodSandboxStatusResponse> PodSandboxStatusAsync(this CriClient cri, string id, bool verbose = false, CancellationToken cancellationToken = default) =>
+        cri.CallAsync((r, o) => r.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = verbose }, o), cancellationToken);
 }

@@ -87,9 +87,9 @@ internal sealed class Node : IAsyncDisposable
         {
             id = await cri.RunPodSandboxAsync(config);
         }
-        catch (GrpcException e)
+        catch (Grpc.Core.RpcException e)
         {
-            return (null, e.Message);
+            return (null, e.Status.Detail);
         }
         var status = await cri.PodSandboxStatusAsync(id, verbose: true);
         using var info = JsonDocument.Parse(status.Info["info"]);

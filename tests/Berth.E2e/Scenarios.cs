@@ -98,10 +98,10 @@ internal static class Scenarios
                     await cri.StopPodSandboxAsync(id);
                     await cri.RemovePodSandboxAsync(id);
                 }
-                catch (Berth.HostAgent.Cri.GrpcException e)
+                catch (Grpc.Core.RpcException e)
                 {
                     cleanupErrors++;
-                    Console.WriteLine($"e2e:   stopping lost sandbox {id[..12]}: {e.Message}");
+                    Console.WriteLine($"e2e:   stopping lost sandbox {id[..12]}: {e.Status.Detail}");
                 }
             }
         }
