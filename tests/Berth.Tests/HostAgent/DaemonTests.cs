@@ -6,7 +6,7 @@ using Berth.Tests.Support;
 
 namespace Berth.Tests.HostAgent;
 
-/// <summary>`berth-agent run` as systemd runs it: notifications on a datagram socket, metrics on loopback, SIGTERM to stop.</summary>
+/// <summary>The published `berth-agent run` as systemd runs it: notifications on a datagram socket, metrics on loopback, SIGTERM to stop.</summary>
 public sealed partial class DaemonTests : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -50,7 +50,8 @@ public sealed partial class DaemonTests : IDisposable
                 return message;
             }
 
-            Assert.StartsWith("READY=1\nSTATUS=recovery released 0 of 0", await Next());
+            Assert.StartsWith("STATUS=recovery released 0 of 0", await Next());
+            Assert.Equal("READY=1", await Next());
             while (!(await Next()).StartsWith("WATCHDOG=1", StringComparison.Ordinal)) { }
             using var http = new HttpClient();
             var page = await http.GetStringAsync(await metricsUrl.Task.WaitAsync(timeout.Token), timeout.Token);
@@ -68,7 +69,7 @@ public sealed partial class DaemonTests : IDisposable
             await agent.WaitForExitAsync(timeout.Token);
 
             Assert.Equal(0, agent.ExitCode);
-            Assert.StartsWith("READY=1", messages[0]);
+            Assert.Equal("READY=1", messages[1]);
             Assert.Equal("STOPPING=1", messages[^1]);
             Assert.Contains(messages, m => m == "WATCHDOG=1");
             lock (log) Assert.Matches(@"<6>berth-agent\[0\] reconcile: 6 leases", log.ToString());
