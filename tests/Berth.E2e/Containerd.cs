@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Berth.HostAgent.Cri;
 using Berth.HostAgent.Cri.V1;
 using Grpc.Core;
@@ -12,7 +11,7 @@ namespace Berth.E2e;
 /// </summary>
 internal sealed class Containerd(string dir, string cniBin, string cniConf, string bootIdFile)
 {
-    private Process? _process;
+    private Running? _process;
 
     public string Dir => dir;
     public string Root => Path.Combine(dir, "root");
@@ -43,13 +42,15 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
                 conf_dir = "{cniConf}"
                 max_conf_num = 1
             """);
-        var start = new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "exec containerd --config \"$0\" >>\"$1\" 2>&1", config, Log } };
-        start.Environment["BERTH_BOOT_ID_FILE"] = bootIdFile;
-        _process = Process.Start(start) ?? throw new E2eFailure("cannot start containerd");
+        _process = Exec.Start("/bin/sh", ["-c", "exec containerd --config \"$0\" >>\"$1\" 2>&1", config, Log], new ExecOptions
+        {
+            Environment = ExecOptions.Text(new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = bootIdFile }),
+            Timeout = Timeout.InfiniteTimeSpan,
+        });
         using var cri = Cri();
         await Host.AwaitAsync(async () =>
         {
-            if (_process.HasExited) throw new E2eFailure($"containerd exited {_process.ExitCode}; see {Log}");
+            if (_process.HasExited) throw new E2eFailure($"containerd exited {_process.Wait().ExitCode}; see {Log}");
             if (!File.Exists(Socket)) return false;
             try
             {
@@ -77,7 +78,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
         pids.AddRange(Host.Descendants(shims));
         if (Pid is { } pid) pids.Add(pid);
         await Host.KillAsync(pids, "containerd, its shims and its sandboxes");
-        _process?.WaitForExit();
+        _process?.Wait();
         _process?.Dispose();
         _process = null;
     }

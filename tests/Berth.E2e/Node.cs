@@ -122,7 +122,7 @@ internal sealed class Node : IAsyncDisposable
     public List<Lease> Leases()
     {
         var json = Host.Run(Agent, ["leases", "--json", "--store", Store], AgentEnvironment);
-        if (json.Code != 0) throw new E2eFailure($"berth-agent leases exited {json.Code}: {json.Stderr.Trim()}");
+        if (json.ExitCode != 0) throw new E2eFailure($"berth-agent leases exited {json.ExitCode}: {json.Stderr.Trim()}");
         using var doc = JsonDocument.Parse(json.Stdout);
         return doc.RootElement.GetProperty("leases").EnumerateArray().Select(l => new Lease(
             l.GetProperty("address").GetString()!, l.GetProperty("containerId").GetString()!,

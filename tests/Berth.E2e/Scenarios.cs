@@ -76,7 +76,7 @@ internal static class Scenarios
                 if (!berth || !recover) return;
                 var recovery = Host.Run(node.Agent, ["recover", "--store", node.Store], node.AgentEnvironment);
                 Console.Write(string.Concat(recovery.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(1).Select(l => $"e2e:   berth-agent recover: {l}\n")));
-                v.Expect(recovery.Code == 0, $"berth: berth-agent recover exits 0 ({recovery.Stderr.Trim()})");
+                v.Expect(recovery.ExitCode == 0, $"berth: berth-agent recover exits 0 ({recovery.Stderr.Trim()})");
                 await Task.CompletedTask;
             });
             var ready = (await node.ReadyPodsAsync()).Select(p => p.Ip).ToHashSet();
@@ -146,14 +146,16 @@ internal static class Scenarios
         if (victim is null) throw new E2eFailure($"berth: no address for the live reconcile's pod: {error}");
         var before = node.Leases();
         var log = Path.Combine(node.Dir, "agent.log");
-        var start = new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "exec \"$0\" run --config \"$1\" >\"$2\" 2>&1", node.Agent, config, log } };
-        foreach (var (k, value) in node.AgentEnvironment) start.Environment[k] = value;
-        start.Environment.Remove("NOTIFY_SOCKET");
-        using var agent = Process.Start(start) ?? throw new E2eFailure("cannot start berth-agent run");
+        using var agent = Exec.Start("/bin/sh", ["-c", "exec \"$0\" run --config \"$1\" >\"$2\" 2>&1", node.Agent, config, log], new ExecOptions
+        {
+            Environment = ExecOptions.Text(node.AgentEnvironment),
+            Unset = ["NOTIFY_SOCKET"],
+            Timeout = Timeout.InfiniteTimeSpan,
+        });
         try
         {
             await node.KillSandboxAsync(victim);
-            await Host.AwaitAsync(() => agent.HasExited ? throw new E2eFailure($"berth-agent run exited {agent.ExitCode}; see {log}") : !node.HeldAddresses().Contains(victim.Ip),
+            await Host.AwaitAsync(() => agent.HasExited ? throw new E2eFailure($"berth-agent run exited {agent.Wait().ExitCode}; see {log}") : !node.HeldAddresses().Contains(victim.Ip),
                 TimeSpan.FromSeconds(120), $"berth-agent run to release {victim.Ip} of the dead sandbox {victim.Name}");
             var after = node.Leases();
             v.Expect(before.Where(l => l.Address != victim.Ip).All(after.Contains) && after.Count == before.Count - 1,
@@ -170,13 +172,10 @@ internal static class Scenarios
         }
         finally
         {
-            if (!agent.HasExited)
-            {
-                Host.Terminate(agent.Id);
-                if (!agent.WaitForExit(TimeSpan.FromSeconds(30))) agent.Kill();
-            }
-            agent.WaitForExit();
+            if (!agent.HasExited) Host.Terminate(agent.Id);
         }
-        v.Expect(agent.ExitCode == 0, $"berth: berth-agent run stops cleanly on SIGTERM (exit {agent.ExitCode})");
+        // Killed (and marked timed out) when it does not stop within 30 s of SIGTERM.
+        var stopped = agent.Wait(TimeSpan.FromSeconds(30));
+        v.Expect(stopped is { ExitCode: 0, TimedOut: false }, $"berth: berth-agent run stops cleanly on SIGTERM ({stopped})");
     }
 }

@@ -65,7 +65,7 @@ public sealed class AgentConfigTests : IDisposable
         }
 
         // Throws with systemd-analyze's complaints when a unit is wrong.
-        Command.Run("systemd-analyze", "verify", _dir.File("berth-recover.service"), _dir.File("berth-agent.service"));
+        Exec.Must("systemd-analyze", "verify", _dir.File("berth-recover.service"), _dir.File("berth-agent.service"));
     }
 
     public void Dispose() => _dir.Dispose();

@@ -186,16 +186,11 @@ public sealed class PublishedAgentCriTests : IDisposable
             new ListPodSandboxResponse { Items = { new PodSandbox { Id = "ready-one", State = PodSandboxState.SandboxReady }, new PodSandbox { Id = "gone-one", State = PodSandboxState.SandboxNotready } } })));
         File.WriteAllText(_dir.File("agent.json"), $$"""{"gracePeriodSeconds": 0, "runtimeSockets": ["{{runtime.Socket}}"]}""");
 
-        var start = new System.Diagnostics.ProcessStartInfo(Repo.Agent) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "reconcile", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json") }) start.ArgumentList.Add(a);
-        start.Environment["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id");
-        using var agent = System.Diagnostics.Process.Start(start)!;
-        var stdout = agent.StandardOutput.ReadToEndAsync();
-        var stderr = await agent.StandardError.ReadToEndAsync();
-        await agent.WaitForExitAsync();
+        var agent = await Exec.RunAsync(Repo.Agent, ["reconcile", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json")],
+            new ExecOptions { Environment = ExecOptions.Text(env) });
 
-        Assert.True(agent.ExitCode == 0, stderr);
-        var output = await stdout;
+        Assert.True(agent.ExitCode == 0, agent.Stderr);
+        var output = agent.Stdout;
         Assert.Contains("keep 10.63.0.2 (net1, ready-one/eth0): runtime", output);
         Assert.Contains("strike 10.63.0.3 (net1, gone-one/eth0): none", output);
         Assert.Contains("ListPodSandbox", runtime.Received.Select(r => r.Method));
