@@ -25,7 +25,8 @@ public static class SqliteCli
         }
         // sqlite3 -json prints nothing at all for an empty result.
         if (string.IsNullOrWhiteSpace(r.Stdout)) return [];
-        using var document = JsonDocument.Parse(r.StdoutBytes);
+        // As text: sqlite3 prints a blob column (address_key) as raw bytes, which strict UTF-8 JSON would refuse.
+        using var document = JsonDocument.Parse(r.Stdout);
         return [.. document.RootElement.EnumerateArray().Select(row => row.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ValueKind switch
         {
             JsonValueKind.Null => null,
