@@ -258,7 +258,10 @@ mkdir -p "$out"
   fi
   echo
   echo "![ADD median by existing leases](add-latency.svg)"
-} >"$out/benchmarks.md"
+  # Hand-written sections at the end of docs/benchmarks.md (measured once, not by this script) are kept.
+  sed -n '/^<!-- kept by make bench -->/,$p' "$(dirname "$0")/../docs/benchmarks.md" 2>/dev/null | sed '1s/^/\n/'
+} >"$out/benchmarks.md.new"
+mv "$out/benchmarks.md.new" "$out/benchmarks.md"
 
 # The chart: ADD median against existing leases, both plugins.
 {

@@ -1,33 +1,75 @@
 using Berth.HostAgent.Evidence;
 using Berth.HostAgent.Metrics;
 using Berth.HostAgent.Reconcile;
-using Berth.HostAgent.Systemd;
 using Berth.Shared.Cni;
 using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 
 namespace Berth.HostAgent;
 
 /// <summary>
-/// `berth-agent run`: recovery if this boot has not had it, READY=1, then a reconcile pass every interval.
-/// The watchdog is pinged from the same loop that runs the passes, so a pass that hangs stops the pings and
-/// systemd restarts the agent.
+/// `berth-agent run` on the generic host with systemd's lifetime: recovery if this boot has not had it (in
+/// StartAsync, so it is finished before the lifetime sends READY=1), then a reconcile pass every interval as a
+/// background service. STOPPING=1 is the lifetime's, on SIGTERM. The watchdog is pinged from the same loop
+/// that runs the passes, so a pass that hangs stops the pings and systemd restarts the agent.
 /// </summary>
 internal sealed class AgentDaemon(
     AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime,
-    ISystemdNotifier notifier, ILogger logger, TimeSpan? watchdog, TimeProvider time)
+    ISystemdNotifier notifier, ILogger logger, IHostApplicationLifetime lifetime, TimeSpan? watchdog, TimeProvider time) : BackgroundService
 {
     private const string Actor = Cli.Actor;
+    private readonly HostLocal.HostLocalGuard? _guard = HostLocal.HostLocalGuard.For(config, store, clock, Cli.Actor);
     private DaemonFigures _figures = new(null, null, 0, 0, false);
 
-    public async Task<int> RunAsync(CancellationToken stop)
+    /// <summary>
+    /// The service's host: journald console format, systemd's lifetime and notifier (given, so that the tests
+    /// can watch it), this daemon as the one hosted service. <paramref name="watchdog"/>: how often to send
+    /// WATCHDOG=1 (<see cref="WatchdogInterval"/>), or null for never.
+    /// </summary>
+    public static IHost CreateHost(AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes,
+        ISandboxSource runtime, ISystemdNotifier notifier, TimeSpan? watchdog, TimeProvider time)
     {
-        var guard = HostLocal.HostLocalGuard.For(config, store, clock, Actor);
-        var recovery = await Recovery.RunAsync(store, clock, netns, guard, runtime, config.DryRun, Actor, stop).ConfigureAwait(false);
+        // Empty: no appsettings, environment or command-line configuration sources; agent.json is read by AgentConfig.
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Logging.AddSystemdConsole(o => o.IncludeScopes = false).SetMinimumLevel(LogLevel.Information)
+            // The host's own "Application started" lines say nothing the journal and READY=1 do not.
+            .AddFilter("Microsoft", LogLevel.Warning);
+        // A pass in progress is cancelled on SIGTERM; this only bounds a store write that will not finish.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        builder.Services.AddSingleton(notifier);
+        // Not AddSystemd(): it switches on only when the parent process is systemd, and a supervisor speaking
+        // sd_notify (or a test) must get the same notifications. Without NOTIFY_SOCKET the notifier is silent.
+        builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
+        builder.Services.AddHostedService(services => new AgentDaemon(config, store, clock, netns, processes, runtime, notifier,
+            services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, time));
+        return builder.Build();
+    }
+
+    /// <summary>How often to send WATCHDOG=1 (half systemd's WatchdogSec), or null when it asks for none from this process.</summary>
+    public static TimeSpan? WatchdogInterval(Func<string, string?> environment)
+    {
+        if (!long.TryParse(environment("WATCHDOG_USEC"), out var usec) || usec <= 0) return null;
+        if (int.TryParse(environment("WATCHDOG_PID"), out var pid) && pid != Environment.ProcessId) return null;
+        return TimeSpan.FromMicroseconds(usec / 2.0);
+    }
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var recovery = await Recovery.RunAsync(store, clock, netns, _guard, runtime, config.DryRun, Actor, cancellationToken).ConfigureAwait(false);
         Log.Recovery(logger, recovery);
         _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
-        notifier.Notify($"READY=1\nSTATUS={recovery.Summary}");
+        Status(recovery.Summary);
+        await base.StartAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stop)
+    {
+        // The first pass comes after READY=1, which the lifetime sends once every hosted service has started.
+        if (!await StartedAsync(stop).ConfigureAwait(false)) return;
 
         await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, () => MetricsText.Render(store, clock.BootId, _figures)) : null;
         try
@@ -40,7 +82,7 @@ internal sealed class AgentDaemon(
             logger.LogError("metrics cannot listen on {Address}: {Message}; reconciling without them", config.MetricsAddress, e.Message);
         }
 
-        var reconciler = new Reconciler(store, clock, netns, processes, runtime, config.GracePeriod, Actor, guard);
+        var reconciler = new Reconciler(store, clock, netns, processes, runtime, config.GracePeriod, Actor, _guard);
         while (!stop.IsCancellationRequested)
         {
             try
@@ -48,7 +90,7 @@ internal sealed class AgentDaemon(
                 var report = await reconciler.PassAsync(config.DryRun, stop).ConfigureAwait(false);
                 Log.Pass(logger, report);
                 _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1 };
-                notifier.Notify($"STATUS=last pass: {report.Summary}");
+                Status("last pass: " + report.Summary);
                 if (!config.DryRun)
                 {
                     var pruned = store.Write(tx => tx.PruneHistory(config.HistoryKeepEvents, time.GetUtcNow() - config.HistoryKeepAge));
@@ -60,7 +102,7 @@ internal sealed class AgentDaemon(
                 // The store is busy or damaged: say so, keep the service up, try again next interval.
                 logger.LogError("reconcile failed: {Message}", e.Message);
                 _figures = _figures with { LastReconcileSucceeded = false, Passes = _figures.Passes + 1 };
-                notifier.Notify($"STATUS=reconcile failed: {e.Message}");
+                Status($"reconcile failed: {e.Message}");
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -68,9 +110,22 @@ internal sealed class AgentDaemon(
             }
             await WaitAsync(config.Interval, stop).ConfigureAwait(false);
         }
-        notifier.Notify("STOPPING=1");
         logger.LogInformation("stopping");
-        return 0;
+    }
+
+    private async Task<bool> StartedAsync(CancellationToken stop)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var _ = lifetime.ApplicationStarted.Register(() => started.TrySetResult());
+        try
+        {
+            await started.Task.WaitAsync(stop).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Waits for the next pass, pinging the watchdog on the way; returns early when stopped.</summary>
@@ -89,8 +144,9 @@ internal sealed class AgentDaemon(
             {
                 return;
             }
-            if (watchdog is not null) notifier.Notify("WATCHDOG=1");
+            if (watchdog is not null) notifier.Notify(new ServiceState("WATCHDOG=1"));
         }
     }
 
+    private void Status(string text) => notifier.Notify(new ServiceState("STATUS=" + text));
 }

@@ -2,11 +2,10 @@ using System.CommandLine;
 using Berth.HostAgent.Evidence;
 using Berth.HostAgent.HostLocal;
 using Berth.HostAgent.Reconcile;
-using Berth.HostAgent.Systemd;
 using Berth.Shared.Cni;
 using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
-using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Hosting;
 
 namespace Berth.HostAgent;
 
@@ -114,20 +113,12 @@ internal static partial class Cli
 
     private static async Task<int> RunDaemonAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        using var loggerFactory = LoggerFactory.Create(b => b.AddSystemdConsole(o => o.IncludeScopes = false).SetMinimumLevel(LogLevel.Information));
-        var logger = loggerFactory.CreateLogger("berth-agent");
         var (config, store) = Open(parse, StoreAccess.Create);
         using var _ = store;
-        using var notifier = SystemdNotifier.FromEnvironment();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
-        {
-            c.Cancel = true;
-            stop.Cancel();
-        });
-        var daemon = new AgentDaemon(config, store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config), notifier, logger,
-            SystemdNotifier.WatchdogInterval(Environment.GetEnvironmentVariable), TimeProvider.System);
-        return await daemon.RunAsync(stop.Token).ConfigureAwait(false);
+        using var host = AgentDaemon.CreateHost(config, store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config),
+            new Microsoft.Extensions.Hosting.Systemd.SystemdNotifier(), AgentDaemon.WatchdogInterval(Environment.GetEnvironmentVariable), TimeProvider.System);
+        await host.RunAsync(cancellationToken).ConfigureAwait(false);
+        return Ok;
     }
 
     private static SystemBootClock Clock { get; } = new(Environment.GetEnvironmentVariable);

@@ -1,5 +1,6 @@
-using System.Diagnostics;
 using Berth.HostAgent.Cri;
+using Berth.HostAgent.Cri.V1;
+using Grpc.Core;
 
 namespace Berth.E2e;
 
@@ -10,7 +11,7 @@ namespace Berth.E2e;
 /// </summary>
 internal sealed class Containerd(string dir, string cniBin, string cniConf, string bootIdFile)
 {
-    private Process? _process;
+    private Running? _process;
 
     public string Dir => dir;
     public string Root => Path.Combine(dir, "root");
@@ -43,20 +44,22 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
                 conf_dir = "{cniConf}"
                 max_conf_num = 1
             """);
-        var start = new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "exec containerd --config \"$0\" >>\"$1\" 2>&1", config, Log } };
-        start.Environment["BERTH_BOOT_ID_FILE"] = bootIdFile;
-        _process = Process.Start(start) ?? throw new E2eFailure("cannot start containerd");
+        _process = Exec.Start("/bin/sh", ["-c", "exec containerd --config \"$0\" >>\"$1\" 2>&1", config, Log], new ExecOptions
+        {
+            Environment = ExecOptions.Text(new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = bootIdFile }),
+            Timeout = Timeout.InfiniteTimeSpan,
+        });
         using var cri = Cri();
         await Host.AwaitAsync(async () =>
         {
-            if (_process.HasExited) throw new E2eFailure($"containerd exited {_process.ExitCode}; see {Log}");
+            if (_process.HasExited) throw new E2eFailure($"containerd exited {_process.Wait().ExitCode}; see {Log}");
             if (!File.Exists(Socket)) return false;
             try
             {
                 await cri.VersionAsync();
                 return true;
             }
-            catch (GrpcException)
+            catch (RpcException)
             {
                 return false;
             }
@@ -77,7 +80,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
         pids.AddRange(Host.Descendants(shims));
         if (Pid is { } pid) pids.Add(pid);
         await Host.KillAsync(pids, "containerd, its shims and its sandboxes");
-        _process?.WaitForExit();
+        _process?.Wait();
         _process?.Dispose();
         _process = null;
     }
@@ -87,4 +90,24 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
 
     /// <summary>Where the CRI plugin pins the pods' network namespaces (netns_mounts_under_state_dir).</summary>
     public string NetnsDir => Path.Combine(State, "io.containerd.grpc.v1.cri", "netns");
+}
+
+/// <summary>
+/// The CRI calls only the e2e makes (the agent lists sandboxes, it never runs or stops one), through the
+/// agent's client: the same channel, deadline and error mapping.
+/// </summary>
+internal static class PodCalls
+{
+    public static async Task<string> RunPodSandboxAsync(this CriClient cri, PodSandboxConfig config, string runtimeHandler = "", CancellationToken cancellationToken = default) =>
+        (await cri.CallAsync((r, o) => r.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config, RuntimeHandler = runtimeHandler }, o), cancellationToken)).PodSandboxId;
+
+    public static Task StopPodSandboxAsync(this CriClient cri, string id, CancellationToken cancellationToken = default) =>
+        cri.CallAsync((r, o) => r.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }, o), cancellationToken);
+
+    public static Task RemovePodSandboxAsync(this CriClient cri, string id, CancellationToken cancellationToken = default) =>
+        cri.CallAsync((r, o) => r.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }, o), cancellationToken);
+
+    /// <summary>With <paramref name="verbose"/>, the runtime adds its own details (for containerd: the pause PID, the netns path).</summary>
+    public static Task<PodSandboxStatusResponse> PodSandboxStatusAsync(this CriClient cri, string id, bool verbose = false, CancellationToken cancellationToken = default) =>
+        cri.CallAsync((r, o) => r.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = verbose }, o), cancellationToken);
 }

@@ -28,30 +28,24 @@ internal static class Host
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int SendSignal(int pid, int signal);
 
-    public sealed record Output(int Code, string Stdout, string Stderr);
-
-    public static Output Run(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
+    /// <summary>The one runner (Berth.Testing), stopping first when the run was told to stop; a command that hangs fails the run.</summary>
+    public static ExecResult Run(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
     {
         ThrowIfStopping();
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) start.ArgumentList.Add(a);
-        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) start.Environment[k] = v;
-        using var p = Process.Start(start) ?? throw new E2eFailure($"cannot start {file}");
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout ?? TimeSpan.FromMinutes(2)))
+        var r = Exec.Run(file, args, new ExecOptions
         {
-            p.Kill(entireProcessTree: true);
-            throw new E2eFailure($"{file} {string.Join(' ', args)} did not finish in time");
-        }
-        return new Output(p.ExitCode, stdout.Result, stderr.Result);
+            Environment = ExecOptions.Text(environment ?? new Dictionary<string, string>()),
+            Timeout = timeout ?? TimeSpan.FromMinutes(2),
+        });
+        if (r.TimedOut) throw new E2eFailure($"{file} {string.Join(' ', args)} did not finish in time");
+        return r;
     }
 
     /// <summary>Runs a command that must succeed; returns its standard output.</summary>
     public static string Check(string file, params string[] args)
     {
         var o = Run(file, args);
-        if (o.Code != 0) throw new E2eFailure($"{file} {string.Join(' ', args)} exited {o.Code}: {o.Stderr.Trim()} {o.Stdout.Trim()}");
+        if (o.ExitCode != 0) throw new E2eFailure($"{file} {string.Join(' ', args)} exited {o.ExitCode}: {o.Stderr.Trim()} {o.Stdout.Trim()}");
         return o.Stdout;
     }
 
@@ -160,7 +154,7 @@ internal static class Host
     public static void Unmount(string path)
     {
         var o = Run("umount", ["--lazy", path]);
-        if (o.Code != 0 && File.ReadAllText("/proc/self/mountinfo").Contains(" " + path + " ", StringComparison.Ordinal))
+        if (o.ExitCode != 0 && File.ReadAllText("/proc/self/mountinfo").Contains(" " + path + " ", StringComparison.Ordinal))
             throw new E2eFailure($"cannot unmount {path}: {o.Stderr.Trim()}");
     }
 

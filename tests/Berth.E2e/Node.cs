@@ -121,9 +121,9 @@ internal sealed class Node : IAsyncDisposable
         {
             id = await cri.RunPodSandboxAsync(config);
         }
-        catch (GrpcException e)
+        catch (Grpc.Core.RpcException e)
         {
-            return (null, e.Message);
+            return (null, e.Status.Detail);
         }
         var status = await cri.PodSandboxStatusAsync(id, verbose: true);
         using var info = JsonDocument.Parse(status.Info["info"]);
@@ -156,7 +156,7 @@ internal sealed class Node : IAsyncDisposable
     public List<Lease> Leases()
     {
         var json = Host.Run(Agent, ["leases", "--json", "--store", Store], AgentEnvironment);
-        if (json.Code != 0) throw new E2eFailure($"berth-agent leases exited {json.Code}: {json.Stderr.Trim()}");
+        if (json.ExitCode != 0) throw new E2eFailure($"berth-agent leases exited {json.ExitCode}: {json.Stderr.Trim()}");
         using var doc = JsonDocument.Parse(json.Stdout);
         return doc.RootElement.GetProperty("leases").EnumerateArray().Select(l => new Lease(
             l.GetProperty("address").GetString()!, l.GetProperty("containerId").GetString()!,

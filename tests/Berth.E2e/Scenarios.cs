@@ -77,7 +77,7 @@ internal static class Scenarios
                 if (!guarded || !recover) return;
                 var recovery = Host.Run(node.Agent, ["recover", "--config", node.AgentConfig()], node.AgentEnvironment);
                 Console.Write(string.Concat(recovery.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(1).Select(l => $"e2e:   berth-agent recover: {l}\n")));
-                v.Expect(recovery.Code == 0, $"{node.Label}: berth-agent recover exits 0 ({recovery.Stderr.Trim()})");
+                v.Expect(recovery.ExitCode == 0, $"{node.Label}: berth-agent recover exits 0 ({recovery.Stderr.Trim()})");
                 await Task.CompletedTask;
             });
             var ready = (await node.ReadyPodsAsync()).Select(p => p.Ip).ToHashSet();
@@ -99,10 +99,10 @@ internal static class Scenarios
                     await cri.StopPodSandboxAsync(id);
                     await cri.RemovePodSandboxAsync(id);
                 }
-                catch (Berth.HostAgent.Cri.GrpcException e)
+                catch (Grpc.Core.RpcException e)
                 {
                     cleanupErrors++;
-                    Console.WriteLine($"e2e:   stopping lost sandbox {id[..12]}: {e.Message}");
+                    Console.WriteLine($"e2e:   stopping lost sandbox {id[..12]}: {e.Status.Detail}");
                 }
             }
         }
@@ -139,14 +139,16 @@ internal static class Scenarios
         var before = node.HeldAddresses();
         var contents = HeldFiles(node);
         var log = Path.Combine(node.Dir, "agent.log");
-        var start = new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "exec \"$0\" run --config \"$1\" >\"$2\" 2>&1", node.Agent, config, log } };
-        foreach (var (k, value) in node.AgentEnvironment) start.Environment[k] = value;
-        start.Environment.Remove("NOTIFY_SOCKET");
-        using var agent = Process.Start(start) ?? throw new E2eFailure("cannot start berth-agent run");
+        using var agent = Exec.Start("/bin/sh", ["-c", "exec \"$0\" run --config \"$1\" >\"$2\" 2>&1", node.Agent, config, log], new ExecOptions
+        {
+            Environment = ExecOptions.Text(node.AgentEnvironment),
+            Unset = ["NOTIFY_SOCKET"],
+            Timeout = Timeout.InfiniteTimeSpan,
+        });
         try
         {
             await node.KillSandboxAsync(victim);
-            await Host.AwaitAsync(() => agent.HasExited ? throw new E2eFailure($"berth-agent run exited {agent.ExitCode}; see {log}") : !node.HeldAddresses().Contains(victim.Ip),
+            await Host.AwaitAsync(() => agent.HasExited ? throw new E2eFailure($"berth-agent run exited {agent.Wait().ExitCode}; see {log}") : !node.HeldAddresses().Contains(victim.Ip),
                 TimeSpan.FromSeconds(120), $"berth-agent run to release {victim.Ip} of the dead sandbox {victim.Name}");
             var after = node.HeldAddresses();
             v.Expect(before.Where(a => a != victim.Ip).All(after.Contains) && after.Count == before.Count - 1,
@@ -173,14 +175,11 @@ internal static class Scenarios
         }
         finally
         {
-            if (!agent.HasExited)
-            {
-                Host.Terminate(agent.Id);
-                if (!agent.WaitForExit(TimeSpan.FromSeconds(30))) agent.Kill();
-            }
-            agent.WaitForExit();
+            if (!agent.HasExited) Host.Terminate(agent.Id);
         }
-        v.Expect(agent.ExitCode == 0, $"{node.Label}: berth-agent run stops cleanly on SIGTERM (exit {agent.ExitCode})");
+        // Killed (and marked timed out) when it does not stop within 30 s of SIGTERM.
+        var stopped = agent.Wait(TimeSpan.FromSeconds(30));
+        v.Expect(stopped is { ExitCode: 0, TimedOut: false }, $"{node.Label}: berth-agent run stops cleanly on SIGTERM ({stopped})");
     }
 
     /// <summary>host-local's lease files on a guarded node, by address, with their bytes.</summary>

@@ -154,7 +154,7 @@ public sealed class Fuzzer(FuzzOptions options)
 
     public Report Run()
     {
-        Binaries.Require();
+        Repo.RequireBuilt();
         _report = new Report("fuzz", options.Seed) { Log = _log };
         _log.WriteLine($"fuzz: seed {options.Seed}, {options.Seconds} s{(options.MaxCases is { } m ? $", at most {m} cases" : "")}, sandbox {_sandbox.Root}");
         var clock = Stopwatch.StartNew();
@@ -189,7 +189,7 @@ public sealed class Fuzzer(FuzzOptions options)
     {
         foreach (var db in Directory.EnumerateFiles(_sandbox.Stores, "berth.db", SearchOption.AllDirectories))
         {
-            var rows = StoreReader.TryQuery(db, "PRAGMA integrity_check", out var error);
+            var rows = SqliteCli.TryQuery(db, "PRAGMA integrity_check", out var error);
             if (rows is null || rows.Count != 1 || rows[0].Values.Single() != "ok")
             {
                 _report.Violation($"integrity_check of {db} after successful runs: {error}{string.Join("; ", rows?.SelectMany(r => r.Values) ?? [])}");
@@ -199,7 +199,7 @@ public sealed class Fuzzer(FuzzOptions options)
 
     private ExecResult Run(IReadOnlyDictionary<string, byte[]> env, byte[] stdin)
     {
-        using var child = Child.Start(options.Plugin ?? Binaries.Plugin, [], env, stdin);
+        using var child = Exec.Start(options.Plugin ?? Repo.Plugin, [], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = stdin });
         return child.Wait(RunTimeout);
     }
 
@@ -222,7 +222,7 @@ public sealed class Fuzzer(FuzzOptions options)
         var created = after.Keys.Where(f => !before.ContainsKey(f) && f.EndsWith("/berth.db", StringComparison.Ordinal)).ToList();
         foreach (var db in created)
         {
-            var rows = StoreReader.TryQuery(db, "SELECT (SELECT count(*) FROM leases) + (SELECT count(*) FROM history) + (SELECT count(*) FROM cursors) + (SELECT count(*) FROM networks) AS n", out var error);
+            var rows = SqliteCli.TryQuery(db, "SELECT (SELECT count(*) FROM leases) + (SELECT count(*) FROM history) + (SELECT count(*) FROM cursors) + (SELECT count(*) FROM networks) AS n", out var error);
             if (rows is null) yield return $"a failed run created {db}, which sqlite3 cannot read: {error}";
             else if (rows[0]["n"] != "0") yield return $"a failed run created {db} holding {rows[0]["n"]} rows";
         }
@@ -244,7 +244,7 @@ public sealed class Fuzzer(FuzzOptions options)
         JsonDocument? doc = null;
         try
         {
-            if (result.Stdout.AsSpan().Trim(" \t\r\n"u8).Length > 0) doc = JsonDocument.Parse(result.Stdout);
+            if (result.StdoutBytes.AsSpan().Trim(" \t\r\n"u8).Length > 0) doc = JsonDocument.Parse(result.StdoutBytes);
         }
         catch (JsonException e)
         {
@@ -313,7 +313,7 @@ public sealed class Fuzzer(FuzzOptions options)
         var db = Path.Combine(dir, "berth.db");
         for (var i = 0; i < GoldenCheckpointed + GoldenInWal; i++)
         {
-            if (i == GoldenCheckpointed) Child.Must("sqlite3", db, "PRAGMA wal_checkpoint(TRUNCATE)");
+            if (i == GoldenCheckpointed) Exec.Must("sqlite3", db, "PRAGMA wal_checkpoint(TRUNCATE)");
             var r = Run(Env("ADD", $"g{i}"), Encoding.UTF8.GetBytes(DamageConfig(dir)));
             if (r.ExitCode != 0) throw new InvalidOperationException($"cannot build the golden store: {r}");
         }
@@ -448,7 +448,7 @@ public sealed class Fuzzer(FuzzOptions options)
             var held = damage is "zero-bytes" ? 0 : GoldenCheckpointed + (withWal && !damage.StartsWith("wal", StringComparison.Ordinal) ? GoldenInWal : 0);
             if (op.Item1 == "DEL" && held > 0) held--;
             if (op.Item1 == "ADD") held++;
-            var rows = StoreReader.TryQuery(db, "SELECT count(*) AS n FROM leases", out _);
+            var rows = SqliteCli.TryQuery(db, "SELECT count(*) AS n FROM leases", out _);
             if (rows is not null && int.Parse(rows[0]["n"]!, System.Globalization.CultureInfo.InvariantCulture) is var n && n < held)
             {
                 problems.Add($"succeeded but the store now holds {n} of the {held} leases it had: data silently lost");
@@ -456,7 +456,7 @@ public sealed class Fuzzer(FuzzOptions options)
         }
         else if (problems.Count == 0)
         {
-            using var doc = JsonDocument.Parse(result.Stdout);
+            using var doc = JsonDocument.Parse(result.StdoutBytes);
             var code = doc.RootElement.GetProperty("code").GetInt32();
             var msg = doc.RootElement.GetProperty("msg").GetString()!;
             // A flipped bit inside a row is damage SQLite cannot see (integrity_check says ok): berth may then answer

@@ -49,7 +49,7 @@ public sealed class KillStorm(KillStormOptions options)
 
     public Report Run()
     {
-        Binaries.Require();
+        Repo.RequireBuilt();
         var report = new Report("killstorm", options.Seed) { Log = _log };
         _log.WriteLine($"killstorm: seed {options.Seed}, {options.Seconds} s, {options.Workers} workers x {options.ContainersPerWorker} containers, store {Store}");
         var random = new Random(options.Seed);
@@ -72,7 +72,7 @@ public sealed class KillStorm(KillStormOptions options)
                     else
                     {
                         var name = $"bks-{Environment.ProcessId}-{w}-{c}";
-                        Child.Must("ip", "netns", "add", name);
+                        Exec.Must("ip", "netns", "add", name);
                         namespaces.Add(name);
                         netns = "/var/run/netns/" + name;
                     }
@@ -93,13 +93,13 @@ public sealed class KillStorm(KillStormOptions options)
                 _log.WriteLine($"killstorm: round {round} done at {deadline.Elapsed.TotalSeconds:F0} s: {report.Cycles} operations, {report.Acked} acknowledged, {report.Cuts} kills, {report.Violations.Count} violations");
             }
             AfterTheStorm(report);
-            var releases = StoreReader.Query(Store, "SELECT reason, count(*) AS n FROM history WHERE action = 'release' GROUP BY reason ORDER BY reason");
+            var releases = SqliteCli.Query(Store, "SELECT reason, count(*) AS n FROM history WHERE action = 'release' GROUP BY reason ORDER BY reason");
             _log.WriteLine($"killstorm: releases in the history: {string.Join(", ", releases.Select(r => $"{r["reason"]} {r["n"]}"))}");
             _log.WriteLine($"killstorm: {deadline.Elapsed.TotalSeconds:F0} s, seed {options.Seed}");
         }
         finally
         {
-            foreach (var n in namespaces) Child.Run("ip", "netns", "delete", n);
+            foreach (var n in namespaces) Exec.Run("ip", ["netns", "delete", n]);
             if (report.Violations.Count == 0 || !options.KeepOnViolation) Directory.Delete(_dir, recursive: true);
             else _log.WriteLine($"killstorm: store kept for inspection in {_dir}");
         }
@@ -131,7 +131,7 @@ public sealed class KillStorm(KillStormOptions options)
                 ["CNI_PATH"] = "/opt/cni/bin"u8.ToArray(),
                 ["CNI_ARGS"] = Encoding.UTF8.GetBytes($"IgnoreUnknown=1;K8S_POD_NAMESPACE=storm;K8S_POD_NAME={c.Id}"),
             };
-            using var child = Child.Start(Binaries.Plugin, [], env, Encoding.UTF8.GetBytes(NetworkConfig));
+            using var child = Exec.Start(Repo.Plugin, [], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = Encoding.UTF8.GetBytes(NetworkConfig) });
             if (killAfter >= 0)
             {
                 // The random moment of the kill is the point of the storm, not a wait for a condition.
@@ -176,7 +176,7 @@ public sealed class KillStorm(KillStormOptions options)
         List<string> addresses;
         try
         {
-            using var doc = JsonDocument.Parse(result.Stdout);
+            using var doc = JsonDocument.Parse(result.StdoutBytes);
             addresses = [.. doc.RootElement.GetProperty("ips").EnumerateArray().Select(ip => ip.GetProperty("address").GetString()!.Split('/')[0]).Order()];
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
@@ -206,7 +206,7 @@ public sealed class KillStorm(KillStormOptions options)
             }
             var killAfter = random.Next(4) == 0 ? random.Next(0, 60) : -1;
             var env = new Dictionary<string, byte[]> { ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"u8.ToArray() };
-            using var agent = Child.Start(Binaries.Agent, ["reconcile", "--config", AgentConfig, "--store", Store], env, null);
+            using var agent = Exec.Start(Repo.Agent, ["reconcile", "--config", AgentConfig, "--store", Store], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = null });
             if (killAfter >= 0)
             {
                 await Task.Delay(killAfter, CancellationToken.None);
@@ -235,7 +235,7 @@ public sealed class KillStorm(KillStormOptions options)
                 return;
             }
             if (!File.Exists(Store)) continue;
-            var rows = StoreReader.TryQuery(Store, "PRAGMA integrity_check", out var error);
+            var rows = SqliteCli.TryQuery(Store, "PRAGMA integrity_check", out var error);
             // A busy store is not a finding; a reader in WAL mode is rarely refused.
             if (rows is null) continue;
             if (rows.Count != 1 || rows[0].Values.Single() != "ok") report.Violation($"integrity_check during the storm: {string.Join("; ", rows.SelectMany(r => r.Values))}");
@@ -246,21 +246,21 @@ public sealed class KillStorm(KillStormOptions options)
 
     private void Check(int round, List<Container> all, Report report)
     {
-        var integrity = StoreReader.Query(Store, "PRAGMA integrity_check");
+        var integrity = SqliteCli.Query(Store, "PRAGMA integrity_check");
         if (integrity.Count != 1 || integrity[0].Values.Single() != "ok") report.Violation($"round {round}: integrity_check: {string.Join("; ", integrity.SelectMany(r => r.Values))}");
-        foreach (var row in StoreReader.Query(Store, "SELECT network, address, count(*) AS n FROM leases GROUP BY network, address HAVING count(*) > 1"))
+        foreach (var row in SqliteCli.Query(Store, "SELECT network, address, count(*) AS n FROM leases GROUP BY network, address HAVING count(*) > 1"))
         {
             report.Violation($"round {round}: {row["address"]} is leased {row["n"]} times");
         }
-        foreach (var row in StoreReader.Query(Store, "SELECT container_id, range_set, count(*) AS n FROM leases GROUP BY network, container_id, ifname, range_set HAVING count(*) > 1"))
+        foreach (var row in SqliteCli.Query(Store, "SELECT container_id, range_set, count(*) AS n FROM leases GROUP BY network, container_id, ifname, range_set HAVING count(*) > 1"))
         {
             report.Violation($"round {round}: {row["container_id"]} holds {row["n"]} leases in range set {row["range_set"]}");
         }
-        var leased = StoreReader.Query(Store, "SELECT container_id, address FROM leases")
+        var leased = SqliteCli.Query(Store, "SELECT container_id, address FROM leases")
             .GroupBy(r => r["container_id"]!).ToDictionary(g => g.Key, g => g.Select(r => r["address"]!).Order().ToList());
-        var agentReleases = StoreReader.Query(Store, $"SELECT container_id, address, reason FROM history WHERE action = 'release' AND reason <> 'cni-del' AND id > {_historySeen}")
+        var agentReleases = SqliteCli.Query(Store, $"SELECT container_id, address, reason FROM history WHERE action = 'release' AND reason <> 'cni-del' AND id > {_historySeen}")
             .GroupBy(r => r["container_id"]!).ToDictionary(g => g.Key, g => g.ToList());
-        _historySeen = long.Parse(StoreReader.Query(Store, "SELECT coalesce(max(id), 0) AS m FROM history")[0]["m"]!, System.Globalization.CultureInfo.InvariantCulture);
+        _historySeen = long.Parse(SqliteCli.Query(Store, "SELECT coalesce(max(id), 0) AS m FROM history")[0]["m"]!, System.Globalization.CultureInfo.InvariantCulture);
         var known = all.ToDictionary(c => c.Id);
         foreach (var id in leased.Keys.Where(id => !known.ContainsKey(id) && id != "after-the-storm")) report.Violation($"round {round}: a lease for unknown container {id}");
 
@@ -294,7 +294,7 @@ public sealed class KillStorm(KillStormOptions options)
             ["CNI_IFNAME"] = "eth0"u8.ToArray(),
             ["CNI_NETNS"] = "/var/run/netns/after-the-storm"u8.ToArray(),
         };
-        using var child = Child.Start(Binaries.Plugin, [], env, Encoding.UTF8.GetBytes(NetworkConfig));
+        using var child = Exec.Start(Repo.Plugin, [], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = Encoding.UTF8.GetBytes(NetworkConfig) });
         var result = child.Wait(TimeSpan.FromSeconds(30));
         if (result.ExitCode != 0) report.Violation($"the first ADD after the storm failed: {result}");
         else if (result.Elapsed > TimeSpan.FromSeconds(3)) report.Violation($"the first ADD after the storm took {result.Elapsed.TotalSeconds:F1} s: something stale blocked it");

@@ -1,4 +1,3 @@
-using System.Text.Json;
 
 namespace Berth.Torture;
 
@@ -8,30 +7,6 @@ namespace Berth.Torture;
 /// </summary>
 public static class StoreReader
 {
-    /// <summary>Rows as text columns; null when sqlite3 cannot read the file (the error is in <paramref name="error"/>).</summary>
-    public static List<Dictionary<string, string?>>? TryQuery(string database, string sql, out string error)
-    {
-        error = "";
-        var r = Child.Run("sqlite3", "-json", "-bail", database, sql);
-        if (r.ExitCode != 0 || r.TimedOut)
-        {
-            error = r.Stderr.Trim();
-            return null;
-        }
-        var json = r.StdoutText;
-        if (string.IsNullOrWhiteSpace(json)) return [];
-        using var document = JsonDocument.Parse(json);
-        return [.. document.RootElement.EnumerateArray().Select(row => row.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ValueKind switch
-        {
-            JsonValueKind.Null => null,
-            JsonValueKind.String => p.Value.GetString(),
-            _ => p.Value.GetRawText(),
-        }))];
-    }
-
-    public static List<Dictionary<string, string?>> Query(string database, string sql) =>
-        TryQuery(database, sql, out var error) ?? throw new InvalidOperationException($"sqlite3 {database} \"{sql}\": {error}");
-
     /// <summary>
     /// The files of a store that hold data. Not compared: the -shm index (SQLite rebuilds it) and berth.db.lock,
     /// the writers' queue, which holds no lease data and counts hand-overs even for a writer that then fails.
@@ -68,36 +43,6 @@ public static class StoreReader
         // SQLite creates an empty -wal beside a WAL-mode database it opens: no data, not a change.
         foreach (var f in after.Keys.Where(f => !before.ContainsKey(f) && !(f.EndsWith("-wal", StringComparison.Ordinal) && after[f].Length == 0))) changes.Add($"{f} was created ({after[f].Length} bytes)");
         return changes;
-    }
-}
-
-/// <summary>Where the published executables are.</summary>
-public static class Binaries
-{
-    public static string Root { get; } = FindRoot();
-
-    public static string Plugin => Environment.GetEnvironmentVariable("BERTH_PLUGIN") ?? Path.Combine(Root, "artifacts", "bin", "berth");
-
-    public static string Agent => Environment.GetEnvironmentVariable("BERTH_AGENT") ?? Path.Combine(Root, "artifacts", "bin", "berth-agent");
-
-    private static string FindRoot()
-    {
-        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
-        {
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "Cni.sln"))) return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException("cannot find the repository root (Cni.sln); set BERTH_PLUGIN and BERTH_AGENT");
-    }
-
-    public static void Require()
-    {
-        foreach (var f in new[] { Plugin, Agent })
-        {
-            if (!File.Exists(f)) throw new InvalidOperationException($"{f} does not exist: run `make build` first");
-        }
     }
 }
 

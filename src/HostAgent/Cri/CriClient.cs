@@ -1,35 +1,80 @@
+using System.Net.Sockets;
 using Berth.HostAgent.Cri.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Berth.HostAgent.Cri;
 
-/// <summary>The CRI RuntimeService calls berth uses, on one runtime socket.</summary>
-internal sealed class CriClient(string socketPath, TimeSpan deadline) : IDisposable
+/// <summary>
+/// The CRI RuntimeService on one runtime's Unix socket, through Grpc.Net.Client. Every call carries the
+/// configured deadline; a failure of any kind (no socket, refused, deadline, non-OK status, an answer that
+/// does not decode) surfaces as an <see cref="RpcException"/>, and a cancelled caller as an
+/// OperationCanceledException, so the agent can stop in the middle of a call without reading it as "unknown".
+/// </summary>
+internal sealed class CriClient : IDisposable
 {
-    private const string Service = "/runtime.v1.RuntimeService/";
-    private readonly GrpcUnaryClient _grpc = new(socketPath);
+    // What the old hand-rolled client accepted: a node with thousands of sandboxes lists more than gRPC's 4 MiB default.
+    private const int MaxAnswer = 16 << 20;
+    private readonly GrpcChannel _channel;
+    private readonly TimeSpan _deadline;
+    private readonly RuntimeService.RuntimeServiceClient _runtime;
 
-    public string Socket => socketPath;
+    public CriClient(string socketPath, TimeSpan deadline)
+    {
+        Socket = socketPath;
+        _deadline = deadline;
+        var handler = new SocketsHttpHandler
+        {
+            // "http://localhost" only names the socket: a proxy from the environment must not reroute it.
+            UseProxy = false,
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                var socket = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        _channel = GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = true,
+            MaxReceiveMessageSize = MaxAnswer,
+        });
+        _runtime = new RuntimeService.RuntimeServiceClient(_channel);
+    }
+
+    public string Socket { get; }
+
+    /// <summary>
+    /// One call of the generated client with the configured deadline from now. gRPC reports a deadline and a
+    /// cancelled caller alike (or, told to, as OperationCanceledException both): only the caller's own
+    /// cancellation becomes an OperationCanceledException here; a deadline stays a runtime failure.
+    /// </summary>
+    public async Task<TResponse> CallAsync<TResponse>(Func<RuntimeService.RuntimeServiceClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await call(_runtime, new CallOptions(deadline: DateTime.UtcNow + _deadline, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException(e.Message, e, cancellationToken);
+        }
+    }
 
     public Task<VersionResponse> VersionAsync(CancellationToken cancellationToken = default) =>
-        _grpc.CallAsync(Service + "Version", new VersionRequest { Version = "v1" }, VersionResponse.Parser, deadline, cancellationToken);
+        CallAsync((r, o) => r.VersionAsync(new VersionRequest { Version = "v1" }, o), cancellationToken);
 
     public async Task<IReadOnlyList<PodSandbox>> ListPodSandboxAsync(PodSandboxFilter? filter = null, CancellationToken cancellationToken = default) =>
-        (await _grpc.CallAsync(Service + "ListPodSandbox", new ListPodSandboxRequest { Filter = filter }, ListPodSandboxResponse.Parser, deadline, cancellationToken)
-            .ConfigureAwait(false)).Items;
+        (await CallAsync((r, o) => r.ListPodSandboxAsync(new ListPodSandboxRequest { Filter = filter }, o), cancellationToken).ConfigureAwait(false)).Items;
 
-    public async Task<string> RunPodSandboxAsync(PodSandboxConfig config, string runtimeHandler = "", CancellationToken cancellationToken = default) =>
-        (await _grpc.CallAsync(Service + "RunPodSandbox", new RunPodSandboxRequest { Config = config, RuntimeHandler = runtimeHandler },
-            RunPodSandboxResponse.Parser, deadline, cancellationToken).ConfigureAwait(false)).PodSandboxId;
-
-    public Task StopPodSandboxAsync(string id, CancellationToken cancellationToken = default) =>
-        _grpc.CallAsync(Service + "StopPodSandbox", new StopPodSandboxRequest { PodSandboxId = id }, StopPodSandboxResponse.Parser, deadline, cancellationToken);
-
-    public Task RemovePodSandboxAsync(string id, CancellationToken cancellationToken = default) =>
-        _grpc.CallAsync(Service + "RemovePodSandbox", new RemovePodSandboxRequest { PodSandboxId = id }, RemovePodSandboxResponse.Parser, deadline, cancellationToken);
-
-    /// <summary>With <paramref name="verbose"/>, the runtime adds its own details (for containerd: the pause PID, the netns path).</summary>
-    public Task<PodSandboxStatusResponse> PodSandboxStatusAsync(string id, bool verbose = false, CancellationToken cancellationToken = default) =>
-        _grpc.CallAsync(Service + "PodSandboxStatus", new PodSandboxStatusRequest { PodSandboxId = id, Verbose = verbose }, PodSandboxStatusResponse.Parser, deadline, cancellationToken);
-
-    public void Dispose() => _grpc.Dispose();
+    public void Dispose() => _channel.Dispose();
 }

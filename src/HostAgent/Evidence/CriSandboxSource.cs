@@ -1,5 +1,6 @@
 using Berth.HostAgent.Cri;
 using Berth.HostAgent.Cri.V1;
+using Grpc.Core;
 
 namespace Berth.HostAgent.Evidence;
 
@@ -27,9 +28,9 @@ internal sealed class CriSandboxSource(IReadOnlyList<string> sockets, TimeSpan t
                     if (sandbox.State == PodSandboxState.SandboxReady) ready.Add(sandbox.Id);
                 }
             }
-            catch (GrpcException e)
+            catch (RpcException e)
             {
-                return SandboxList.Unknown($"runtime {e.Message}");
+                return SandboxList.Unknown($"runtime {socket}: {e.StatusCode}: {e.Status.Detail}");
             }
         }
         return new SandboxList(true, ready);

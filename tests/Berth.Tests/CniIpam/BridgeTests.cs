@@ -33,7 +33,7 @@ public sealed class BridgeTests : IDisposable
         return netns;
     }
 
-    private static PluginResult Bridge(string command, string config, string containerId, Netns? netns, string cniArgs = "",
+    private static ExecResult Bridge(string command, string config, string containerId, Netns? netns, string cniArgs = "",
         IReadOnlyDictionary<string, string>? environment = null) =>
         PluginRun.Run(BridgePlugin, command, config, containerId, "eth0", netns?.Path ?? "", cniArgs, environment);
 
@@ -52,7 +52,7 @@ public sealed class BridgeTests : IDisposable
         Assert.Equal("c1", lease["container_id"]);
         Assert.Equal("eth0", lease["ifname"]);
         Assert.Equal(pod.Path, lease["netns"]);
-        Assert.Equal(Command.Run("stat", "-L", "-c", "%i", pod.Path).Trim(), lease["netns_inode"]);
+        Assert.Equal(Exec.Must("stat", "-L", "-c", "%i", pod.Path).Trim(), lease["netns_inode"]);
         Assert.Equal(("shop", "web-0", "uid-1"), (lease["pod_namespace"], lease["pod_name"], lease["pod_uid"]));
         Assert.Contains($"inet {_prefix}2/24 ", pod.Ipv4Addresses("eth0"));
         // isGateway: bridge put the gateway berth returned on the bridge itself.

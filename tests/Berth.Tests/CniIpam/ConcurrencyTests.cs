@@ -14,13 +14,13 @@ public sealed class ConcurrencyTests : IDisposable
     private readonly TempDir _dir = new();
     private string Store => _dir.File("data/berth.db");
 
-    private async Task<PluginResult[]> AddAll(string config, int count)
+    private async Task<ExecResult[]> AddAll(string config, int count)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var processes = Enumerable.Range(0, count).Select(i => PluginProcess.Start("ADD", config, $"c{i}")).ToList();
+        var processes = Enumerable.Range(0, count).Select(i => PluginRun.Start(Repo.Plugin, "ADD", config, $"c{i}", netns: "/var/run/netns/none")).ToList();
         try
         {
-            return await Task.WhenAll(processes.Select(p => p.ExitAsync(timeout.Token)));
+            return await Task.WhenAll(processes.Select(p => p.WaitAsync(TimeSpan.FromMinutes(3))));
         }
         finally
         {
@@ -67,7 +67,7 @@ public sealed class ConcurrencyTests : IDisposable
         var spinners = Enumerable.Range(0, Math.Max(1, Environment.ProcessorCount - 1))
             .Select(_ => Process.Start(new ProcessStartInfo("/bin/sh", ["-c", "while :; do :; done"]) { UseShellExecute = false })!)
             .ToList();
-        PluginResult[] results;
+        ExecResult[] results;
         try
         {
             results = await AddAll(config, 256);

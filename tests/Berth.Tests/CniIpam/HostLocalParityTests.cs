@@ -359,7 +359,7 @@ public sealed class HostLocalParityTests : IDisposable
         return outcomes;
     }
 
-    private static string Describe(Plugin plugin, string verb, string call, PluginResult result)
+    private static string Describe(Plugin plugin, string verb, string call, ExecResult result)
     {
         if (verb == "DEL") return result.ExitCode == 0 ? call : $"{call} -> error {result.ExitCode}: {Flat(result.Stdout)}";
         if (result.ExitCode == 0) return $"{call} -> {string.Join(' ', result.Addresses)}";
@@ -386,7 +386,7 @@ public sealed class HostLocalParityTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private sealed record Plugin(string Type, string Executable, Func<PluginResult, bool> IsFull, Func<PluginResult, bool> IsRefused);
+    private sealed record Plugin(string Type, string Executable, Func<ExecResult, bool> IsFull, Func<ExecResult, bool> IsRefused);
 
     private sealed record Outcomes(List<string> Trace, List<string> Results);
 }

@@ -14,7 +14,7 @@ public sealed class KillStormTests : IDisposable
     private string Config => Configs.Json("""[[{"subnet":"10.74.0.0/24"}],[{"subnet":"fd74::/120"}]]""", _dir.File("data"));
 
     /// <summary>What happened to one operation: acknowledged (exit 0), refused, or killed (outcome unknown).</summary>
-    private sealed record Op(string Command, string Container, PluginResult? Result, bool Killed)
+    private sealed record Op(string Command, string Container, ExecResult? Result, bool Killed)
     {
         public bool Acknowledged => !Killed && Result is { ExitCode: 0 };
     }
@@ -37,15 +37,15 @@ public sealed class KillStormTests : IDisposable
             var log = new List<Op>();
             foreach (var (command, container, killAfter) in plan)
             {
-                using var process = PluginProcess.Start(command, Config, container);
+                using var process = PluginRun.Start(Repo.Plugin, command, Config, container, netns: "/var/run/netns/none");
                 if (killAfter >= 0)
                 {
                     // The random moment of the kill is the point of the test, not a wait for a condition.
                     await Task.Delay(killAfter, timeout.Token);
                     process.Kill();
                 }
-                var result = await process.ExitAsync(timeout.Token);
-                log.Add(new Op(command, container, result, killAfter >= 0 && process.Signalled));
+                var result = await process.WaitAsync(TimeSpan.FromMinutes(3));
+                log.Add(new Op(command, container, result, killAfter >= 0 && result.Signalled));
             }
             return log;
         }));

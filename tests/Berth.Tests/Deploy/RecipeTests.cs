@@ -60,8 +60,8 @@ public sealed class RecipeTests : IDisposable
             var script = line[(line.IndexOf("-c '", StringComparison.Ordinal) + 4)..^1]
                 .Replace("/var/lib/rancher/k3s", k3s).Replace("/opt/cni/bin/berth", Repo.Plugin);
             // Twice: the second start finds the links already there.
-            Command.Run("/bin/sh", "-c", script);
-            Command.Run("/bin/sh", "-c", script);
+            Exec.Must("/bin/sh", "-c", script);
+            Exec.Must("/bin/sh", "-c", script);
         }
 
         foreach (var version in new[] { "aaa111", "bbb222" })
@@ -70,7 +70,7 @@ public sealed class RecipeTests : IDisposable
         }
         // With no data directory yet (k3s never started) the commands still succeed.
         var empty = commands[0][(commands[0].IndexOf("-c '", StringComparison.Ordinal) + 4)..^1].Replace("/var/lib/rancher/k3s", Path.Combine(_node.Home, "none"));
-        Command.Run("/bin/sh", "-c", empty);
+        Exec.Must("/bin/sh", "-c", empty);
     }
 
     [FlannelFact]

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -6,7 +5,7 @@ using Berth.Tests.Support;
 
 namespace Berth.Tests.HostAgent;
 
-/// <summary>`berth-agent run` as systemd runs it: notifications on a datagram socket, metrics on loopback, SIGTERM to stop.</summary>
+/// <summary>The published `berth-agent run` as systemd runs it: notifications on a datagram socket, metrics on loopback, SIGTERM to stop.</summary>
 public sealed partial class DaemonTests : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -22,21 +21,24 @@ public sealed partial class DaemonTests : IDisposable
         using var systemd = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         systemd.Bind(new UnixDomainSocketEndPoint(_dir.File("notify")));
 
-        var start = new ProcessStartInfo(Repo.Agent) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "run", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json") }) start.ArgumentList.Add(a);
-        start.Environment["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id");
-        start.Environment["NOTIFY_SOCKET"] = _dir.File("notify");
-        start.Environment["WATCHDOG_USEC"] = "200000";
-        using var agent = Process.Start(start)!;
         var log = new StringBuilder();
         var metricsUrl = new TaskCompletionSource<string>();
-        agent.OutputDataReceived += (_, e) =>
+        var environment = new Dictionary<string, string>
         {
-            if (e.Data is null) return;
-            lock (log) log.AppendLine(e.Data);
-            if (MetricsUrl().Match(e.Data) is { Success: true } m) metricsUrl.TrySetResult(m.Value);
+            ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id"),
+            ["NOTIFY_SOCKET"] = _dir.File("notify"),
+            ["WATCHDOG_USEC"] = "200000",
         };
-        agent.BeginOutputReadLine();
+        using var agent = Exec.Start(Repo.Agent, ["run", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json")], new ExecOptions
+        {
+            Environment = ExecOptions.Text(environment),
+            StdoutLine = line =>
+            {
+                lock (log) log.AppendLine(line);
+                if (MetricsUrl().Match(line) is { Success: true } m) metricsUrl.TrySetResult(m.Value);
+            },
+            Timeout = TimeSpan.FromSeconds(60),
+        });
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -50,7 +52,8 @@ public sealed partial class DaemonTests : IDisposable
                 return message;
             }
 
-            Assert.StartsWith("READY=1\nSTATUS=recovery for boot ", await Next());
+            Assert.StartsWith("STATUS=recovery for boot ", await Next());
+            Assert.Equal("READY=1", await Next());
             while (!(await Next()).StartsWith("WATCHDOG=1", StringComparison.Ordinal)) { }
             using var http = new HttpClient();
             var page = await http.GetStringAsync(await metricsUrl.Task.WaitAsync(timeout.Token), timeout.Token);
@@ -63,19 +66,19 @@ public sealed partial class DaemonTests : IDisposable
             Assert.Contains("berth_recovery_done 1", page);
             Assert.Contains("# TYPE berth_releases_total counter", page);
 
-            Command.Run("kill", "-TERM", agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Exec.Must("kill", "-TERM", agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
             while (await Next() != "STOPPING=1") { }
-            await agent.WaitForExitAsync(timeout.Token);
+            var result = await agent.WaitAsync();
 
-            Assert.Equal(0, agent.ExitCode);
-            Assert.StartsWith("READY=1", messages[0]);
+            Assert.Equal(0, result.ExitCode);
+            Assert.Equal("READY=1", messages[1]);
             Assert.Equal("STOPPING=1", messages[^1]);
             Assert.Contains(messages, m => m == "WATCHDOG=1");
             lock (log) Assert.Matches(@"<6>berth-agent\[0\] reconcile: 6 leases", log.ToString());
         }
         finally
         {
-            if (!agent.HasExited) agent.Kill();
+            agent.Kill();
         }
     }
 

@@ -27,7 +27,7 @@ public sealed class HostLocalCommandsTests : IDisposable
 
     private Dictionary<string, string> Env => new() { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id"), ["SUDO_USER"] = "carol" };
 
-    private PluginResult Agent(params string[] args) => AgentProcess.Run(Env, [.. args, "--store", Store, "--config", _dir.File("agent.json")]);
+    private ExecResult Agent(params string[] args) => PluginRun.Agent(Env, [.. args, "--store", Store, "--config", _dir.File("agent.json")]);
 
     private string HostLocalAdd(string containerId)
     {
@@ -42,7 +42,7 @@ public sealed class HostLocalCommandsTests : IDisposable
 
     private bool Exists(string address) => File.Exists(Path.Combine(Networks, "cbr0", address));
 
-    private static JsonElement Json(PluginResult r) => JsonDocument.Parse(r.Stdout).RootElement;
+    private static JsonElement Json(ExecResult r) => JsonDocument.Parse(r.Stdout).RootElement;
 
     [Fact]
     public void Leases_and_reconcile_dry_run_show_host_local_files_marked_with_their_store()

@@ -16,12 +16,12 @@ public sealed class ImportHostLocalTests : IDisposable
 
     private string Ranges => """[[{"subnet":"10.67.0.0/28"}],[{"subnet":"fd67::/120"}]]""";
 
-    private PluginResult HostLocalAdd(string id) => PluginRun.Run(Repo.HostLocal, "ADD",
+    private ExecResult HostLocalAdd(string id) => PluginRun.Run(Repo.HostLocal, "ADD",
         Configs.Json(Ranges, HostLocalDir).Replace("\"type\":\"berth\"", "\"type\":\"host-local\""), id, netns: "/var/run/netns/x");
 
-    private PluginResult BerthAdd(string id) => PluginRun.Run(Repo.Plugin, "ADD", Configs.Json(Ranges, _dir.File("data")), id, netns: "/var/run/netns/x", extraEnvironment: Env);
+    private ExecResult BerthAdd(string id) => PluginRun.Run(Repo.Plugin, "ADD", Configs.Json(Ranges, _dir.File("data")), id, netns: "/var/run/netns/x", extraEnvironment: Env);
 
-    private PluginResult Import(params string[] extra) => AgentProcess.Run(Env, ["import-host-local", "--dir", HostLocalDir, "--store", Store, .. extra]);
+    private ExecResult Import(params string[] extra) => PluginRun.Agent(Env, ["import-host-local", "--dir", HostLocalDir, "--store", Store, .. extra]);
 
     private IReadOnlyList<string?> Leased(string where = "1") => SqliteCli.Column(Store, $"SELECT address || ' ' || container_id || ' ' || ifname || ' ' || origin FROM leases WHERE {where} ORDER BY address_key");
 

@@ -19,13 +19,13 @@ public sealed class OperatorTests : IDisposable
     private Dictionary<string, string> Env => new() { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id"), ["SUDO_USER"] = "alice" };
     private string Config(string ranges = """[[{"subnet":"10.64.0.0/24"}]]""") => Configs.Json(ranges, _dir.File("data"));
 
-    private PluginResult Add(string id, string? netns = null, string? config = null) =>
+    private ExecResult Add(string id, string? netns = null, string? config = null) =>
         PluginRun.Run(Repo.Plugin, "ADD", config ?? Config(), id, netns: netns ?? "/var/run/netns/gone-" + id,
             cniArgs: $"K8S_POD_NAMESPACE=shop;K8S_POD_NAME=pod-{id}", extraEnvironment: Env);
 
-    private PluginResult Agent(params string[] args) => AgentProcess.Run(Env, [.. args, "--store", Store, "--config", _dir.File("agent.json")]);
+    private ExecResult Agent(params string[] args) => PluginRun.Agent(Env, [.. args, "--store", Store, "--config", _dir.File("agent.json")]);
 
-    private static JsonElement Json(PluginResult r) => JsonDocument.Parse(r.Stdout).RootElement;
+    private static JsonElement Json(ExecResult r) => JsonDocument.Parse(r.Stdout).RootElement;
 
     private Netns Live()
     {

@@ -13,15 +13,15 @@ public sealed class RecoverTests : IDisposable
     private string Config => Configs.Json("""[[{"subnet":"10.61.0.0/24"}]]""", _dir.File("data"));
     private Dictionary<string, string> Env => new() { ["BERTH_BOOT_ID_FILE"] = BootFile };
 
-    private PluginResult Add(string id, Netns ns) => PluginRun.Run(Repo.Plugin, "ADD", Config, id, netns: ns.Path,
+    private ExecResult Add(string id, Netns ns) => PluginRun.Run(Repo.Plugin, "ADD", Config, id, netns: ns.Path,
         cniArgs: $"K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{id}", extraEnvironment: Env);
 
     /// <summary>The agent with this test's config (no runtime, no host-local directories) unless the test gives one.</summary>
-    private PluginResult AgentRun(string[] args)
+    private ExecResult AgentRun(string[] args)
     {
-        if (args.Contains("--config") || args.Contains("--no-such-option")) return AgentProcess.Run(Env, args);
+        if (args.Contains("--config") || args.Contains("--no-such-option")) return PluginRun.Agent(Env, args);
         File.WriteAllText(_dir.File("quiet.json"), QuietConfig);
-        return AgentProcess.Run(Env, [.. args, "--config", _dir.File("quiet.json")]);
+        return PluginRun.Agent(Env, [.. args, "--config", _dir.File("quiet.json")]);
     }
 
     private const string QuietConfig = "{\"runtimeSockets\": [], \"hostLocal\": {\"dirs\": []}}";
@@ -33,7 +33,7 @@ public sealed class RecoverTests : IDisposable
         return ns;
     }
 
-    private string[] LeasedAddresses() => Command.Run("sqlite3", Store, "SELECT address FROM leases ORDER BY address_key").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    private string[] LeasedAddresses() => Exec.Must("sqlite3", Store, "SELECT address FROM leases ORDER BY address_key").Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
     [Fact]
     public void Recover_after_a_fake_reboot_releases_exactly_the_leases_whose_namespace_is_gone()
@@ -51,7 +51,7 @@ public sealed class RecoverTests : IDisposable
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Contains("released 2 of 4 earlier-boot leases", first.Stdout);
         Assert.Equal(["10.61.0.3", "10.61.0.5"], LeasedAddresses());
-        Assert.Equal("2", Command.Run("sqlite3", Store, "SELECT count(*) FROM history WHERE reason = 'boot-recovery'").Trim());
+        Assert.Equal("2", Exec.Must("sqlite3", Store, "SELECT count(*) FROM history WHERE reason = 'boot-recovery'").Trim());
         Assert.Equal(0, second.ExitCode);
         Assert.Contains("already ran for boot boot-after", second.Stdout);
         Assert.Equal(["10.61.0.3", "10.61.0.5"], LeasedAddresses());

@@ -18,7 +18,7 @@ public sealed class StoreAccessTests : IDisposable
 
     private Dictionary<string, string> Env => new() { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id") };
 
-    private PluginResult Agent(string store, params string[] args) => AgentProcess.Run(Env, [.. args, "--store", store, "--config", _dir.File("agent.json")]);
+    private ExecResult Agent(string store, params string[] args) => PluginRun.Agent(Env, [.. args, "--store", store, "--config", _dir.File("agent.json")]);
 
     [Theory]
     [InlineData("leases")]
@@ -56,12 +56,12 @@ public sealed class StoreAccessTests : IDisposable
     {
         var mount = _dir.File("ro");
         Directory.CreateDirectory(mount);
-        Command.Run("mount", "-t", "tmpfs", "-o", "size=16m", "berth-test-ro", mount);
+        Exec.Must("mount", "-t", "tmpfs", "-o", "size=16m", "berth-test-ro", mount);
         try
         {
             var config = Configs.Json("""[[{"subnet":"10.69.0.0/24"}]]""", mount);
             Assert.Equal(0, PluginRun.Run(Repo.Plugin, "ADD", config, "c1", netns: "/var/run/netns/c1", extraEnvironment: Env).ExitCode);
-            Command.Run("mount", "-o", "remount,ro", mount);
+            Exec.Must("mount", "-o", "remount,ro", mount);
             var store = Path.Combine(mount, "berth.db");
 
             var leases = Agent(store, "leases", "--json");
@@ -79,7 +79,7 @@ public sealed class StoreAccessTests : IDisposable
         }
         finally
         {
-            Command.Run("umount", mount);
+            Exec.Must("umount", mount);
         }
     }
 

@@ -77,7 +77,7 @@ public sealed class FlannelNode : IDisposable
         FromConflist($$$"""{"name":"cbr0","cniVersion":"{{{version}}}","plugins":[{"type":"flannel","ipam":{{{ipam}}},"delegate":{"hairpinMode":true,"isDefaultGateway":true}}]}""");
 
     /// <summary>Runs flannel as containerd does for a pod, with IgnoreUnknown and the pod's names in CNI_ARGS.</summary>
-    public static PluginResult Flannel(string command, string config, string containerId, Netns? netns) =>
+    public static ExecResult Flannel(string command, string config, string containerId, Netns? netns) =>
         PluginRun.Run(Plugin, command, config, containerId, "eth0", netns?.Path ?? "", $"IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-{containerId}");
 
     /// <summary>flannel's scratch file for a container: the bridge config it delegated at ADD and replays at DEL.</summary>

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Berth.Tests.Support;
 
 /// <summary>A real network namespace made with `ip netns add`, deleted at the end of the test.</summary>
@@ -33,7 +31,7 @@ public sealed class Netns : IDisposable
     }
 
     /// <summary>Runs `ip ARGS` and returns stdout; throws with stderr when it fails.</summary>
-    public static string Ip(params string[] args) => Command.Run("ip", args);
+    public static string Ip(params string[] args) => Exec.Must("ip", args);
 
     public void Dispose()
     {
@@ -45,21 +43,5 @@ public sealed class Netns : IDisposable
         {
             // Already deleted by the test.
         }
-    }
-}
-
-/// <summary>Runs a command to completion.</summary>
-public static class Command
-{
-    public static string Run(string file, params string[] args)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var p = Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: exit {p.ExitCode}: {stderr}");
-        return stdout.Result;
     }
 }

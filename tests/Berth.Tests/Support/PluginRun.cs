@@ -1,28 +1,17 @@
-using System.Diagnostics;
-using System.Text.Json;
-
 namespace Berth.Tests.Support;
 
-/// <summary>What one run of a CNI plugin process gave back.</summary>
-public sealed record PluginResult(int ExitCode, string Stdout, string Stderr)
-{
-    public JsonElement Json => JsonDocument.Parse(Stdout).RootElement;
-
-    /// <summary>The CNI error code printed on stdout, or null on success.</summary>
-    public int? ErrorCode => ExitCode != 0 && Stdout.TrimStart().StartsWith('{') && Json.TryGetProperty("code", out var c) ? c.GetInt32() : null;
-
-    /// <summary>The "ips[].address" values of an ADD result.</summary>
-    public IReadOnlyList<string> Addresses => [.. Json.GetProperty("ips").EnumerateArray().Select(ip => ip.GetProperty("address").GetString()!)];
-
-    public override string ToString() => $"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}";
-}
-
 /// <summary>
-/// Runs a CNI plugin executable as a runtime does: CNI_* in the environment, the network config on stdin.
+/// Runs a CNI plugin executable as a runtime does (CNI_* in the environment, nothing else inherited but PATH,
+/// the network config on stdin), and the agent with arguments, through the one runner.
 /// </summary>
 public static class PluginRun
 {
-    public static PluginResult Run(string executable, string command, string config, string containerId = "", string ifName = "eth0",
+    public static ExecResult Run(string executable, string command, string config, string containerId = "", string ifName = "eth0",
+        string netns = "", string cniArgs = "", IReadOnlyDictionary<string, string>? extraEnvironment = null, TimeSpan? timeout = null) =>
+        Start(executable, command, config, containerId, ifName, netns, cniArgs, extraEnvironment, timeout).Wait();
+
+    /// <summary>Started and left running, for tests that start many at once or kill them.</summary>
+    public static Running Start(string executable, string command, string config, string containerId = "", string ifName = "eth0",
         string netns = "", string cniArgs = "", IReadOnlyDictionary<string, string>? extraEnvironment = null, TimeSpan? timeout = null)
     {
         var env = new Dictionary<string, string>
@@ -35,39 +24,19 @@ public static class PluginRun
             ["CNI_PATH"] = $"{Path.GetDirectoryName(Repo.Plugin)}:{Repo.DebianCniDir}",
         };
         foreach (var (k, v) in extraEnvironment ?? new Dictionary<string, string>()) env[k] = v;
-        return Exec(executable, env, config, timeout ?? TimeSpan.FromSeconds(60));
+        return Exec.Start(executable, [], Plugin(env, config, timeout ?? TimeSpan.FromSeconds(60)));
     }
 
-    /// <summary>Runs with exactly this environment (nothing inherited but PATH) and stdin.</summary>
-    public static PluginResult Exec(string executable, IReadOnlyDictionary<string, string> environment, string stdin, TimeSpan timeout)
+    /// <summary>What a runtime hands a plugin: exactly this environment (and PATH), the config on stdin.</summary>
+    public static ExecOptions Plugin(IReadOnlyDictionary<string, string> environment, string stdin, TimeSpan timeout) => new()
     {
-        var start = new ProcessStartInfo(executable)
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.Environment.Clear();
-        start.Environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
-        foreach (var (k, v) in environment) start.Environment[k] = v;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        try
-        {
-            process.StandardInput.Write(stdin);
-            process.StandardInput.Close();
-        }
-        catch (IOException)
-        {
-            // The plugin may exit before reading all of stdin (it refuses oversized input).
-        }
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill();
-            throw new TimeoutException($"{executable} did not exit within {timeout}");
-        }
-        return new PluginResult(process.ExitCode, stdout.Result, stderr.Result);
-    }
+        Environment = ExecOptions.Text(new Dictionary<string, string>(environment) { ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin" }),
+        OnlyThisEnvironment = true,
+        Stdin = System.Text.Encoding.UTF8.GetBytes(stdin),
+        Timeout = timeout,
+    };
+
+    /// <summary>The published agent with arguments and extra environment, to completion.</summary>
+    public static ExecResult Agent(IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        Exec.Run(Repo.Agent, args, new ExecOptions { Environment = ExecOptions.Text(environment) });
 }

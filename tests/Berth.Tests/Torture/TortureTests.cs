@@ -29,7 +29,7 @@ public sealed class TortureTests
         {
             KeepOnViolation = false,
             // Behind berth's back: the lease of the first container holding one is gone.
-            BeforeCheck = store => Command.Run("sqlite3", store,
+            BeforeCheck = store => Exec.Must("sqlite3", store,
                 "DELETE FROM leases WHERE container_id = (SELECT container_id FROM leases WHERE container_id LIKE 'ks%' ORDER BY container_id LIMIT 1)"),
         };
 

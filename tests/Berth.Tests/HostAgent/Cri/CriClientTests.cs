@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Berth.HostAgent.Cri;
 using Berth.HostAgent.Cri.V1;
 using Berth.HostAgent.Evidence;
+using Grpc.Core;
 using Berth.Tests.Support;
 
 namespace Berth.Tests.HostAgent.Cri;
@@ -17,7 +18,7 @@ public sealed class CriClientTests : IDisposable
     private static Func<string, byte[], CancellationToken, Task<FakeCriServer.Answer>> Listing(params PodSandbox[] sandboxes) =>
         (method, _, _) => Task.FromResult(method == "ListPodSandbox"
             ? new FakeCriServer.Answer(new ListPodSandboxResponse { Items = { sandboxes } })
-            : new FakeCriServer.Answer(null, GrpcException.Unimplemented, "not in this fake"));
+            : new FakeCriServer.Answer(null, (int)StatusCode.Unimplemented, "not in this fake"));
 
     [Fact]
     public async Task ListPodSandbox_returns_the_runtime_s_sandboxes_with_their_fields()
@@ -34,19 +35,13 @@ public sealed class CriClientTests : IDisposable
     }
 
     [Fact]
-    public async Task Run_stop_remove_and_status_carry_their_fields_both_ways()
+    public async Task The_generated_client_on_the_agent_s_channel_carries_fields_both_ways()
     {
         await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (method, body, _) => Task.FromResult(method switch
         {
             "RunPodSandbox" => new FakeCriServer.Answer(new RunPodSandboxResponse { PodSandboxId = "sb-" + RunPodSandboxRequest.Parser.ParseFrom(body).Config.Metadata.Name }),
-            "StopPodSandbox" => new FakeCriServer.Answer(new StopPodSandboxResponse()),
-            "RemovePodSandbox" => new FakeCriServer.Answer(new RemovePodSandboxResponse()),
-            "PodSandboxStatus" => new FakeCriServer.Answer(new PodSandboxStatusResponse
-            {
-                Status = new PodSandboxStatus { Id = PodSandboxStatusRequest.Parser.ParseFrom(body).PodSandboxId, State = PodSandboxState.SandboxReady, Network = new PodSandboxNetworkStatus { Ip = "10.1.2.3" } },
-            }),
             "Version" => new FakeCriServer.Answer(new VersionResponse { RuntimeName = "fake", RuntimeApiVersion = "v1" }),
-            _ => new FakeCriServer.Answer(null, GrpcException.Unimplemented),
+            _ => new FakeCriServer.Answer(null, (int)StatusCode.Unimplemented),
         }));
         using var client = new CriClient(server.Socket, Deadline);
         var config = new PodSandboxConfig
@@ -55,19 +50,14 @@ public sealed class CriClientTests : IDisposable
             Linux = new LinuxPodSandboxConfig { SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Pod } } },
         };
 
-        var id = await client.RunPodSandboxAsync(config, "runc");
-        var status = await client.PodSandboxStatusAsync(id);
-        await client.StopPodSandboxAsync(id);
-        await client.RemovePodSandboxAsync(id);
+        var id = (await client.CallAsync((r, o) => r.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config, RuntimeHandler = "runc" }, o), default)).PodSandboxId;
         var version = await client.VersionAsync();
 
         Assert.Equal("sb-web", id);
-        Assert.Equal(("sb-web", "10.1.2.3"), (status.Status.Id, status.Status.Network.Ip));
         Assert.Equal("fake", version.RuntimeName);
         var run = RunPodSandboxRequest.Parser.ParseFrom(server.Received[0].Body);
         Assert.Equal(("runc", "u1", "default"), (run.RuntimeHandler, run.Config.Metadata.Uid, run.Config.Metadata.Namespace));
-        Assert.Equal(["RunPodSandbox", "PodSandboxStatus", "StopPodSandbox", "RemovePodSandbox", "Version"], server.Received.Select(r => r.Method));
-        Assert.Equal("sb-web", RemovePodSandboxRequest.Parser.ParseFrom(server.Received[3].Body).PodSandboxId);
+        Assert.Equal(["RunPodSandbox", "Version"], server.Received.Select(r => r.Method));
     }
 
     [Fact]
@@ -77,10 +67,10 @@ public sealed class CriClientTests : IDisposable
             (_, _, _) => Task.FromResult(new FakeCriServer.Answer(null, 5, "sandbox \"x\" not found")));
         using var client = new CriClient(server.Socket, Deadline);
 
-        var e = await Assert.ThrowsAsync<GrpcException>(() => client.PodSandboxStatusAsync("x"));
+        var e = await Assert.ThrowsAsync<RpcException>(() => client.ListPodSandboxAsync());
 
-        Assert.Equal(5, e.Status);
-        Assert.Contains("sandbox \"x\" not found", e.Message);
+        Assert.Equal(StatusCode.NotFound, e.StatusCode);
+        Assert.Equal("sandbox \"x\" not found", e.Status.Detail);
     }
 
     [Fact]
@@ -90,9 +80,35 @@ public sealed class CriClientTests : IDisposable
         await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (_, _, aborted) => never.Task.WaitAsync(aborted));
         using var client = new CriClient(server.Socket, TimeSpan.FromMilliseconds(300));
 
-        var e = await Assert.ThrowsAsync<GrpcException>(() => client.ListPodSandboxAsync());
+        var e = await Assert.ThrowsAsync<RpcException>(() => client.ListPodSandboxAsync());
 
-        Assert.Equal(GrpcException.DeadlineExceeded, e.Status);
+        Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_caller_that_gives_up_gets_a_cancellation_not_a_runtime_failure()
+    {
+        var never = new TaskCompletionSource<FakeCriServer.Answer>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (_, _, aborted) => never.Task.WaitAsync(aborted));
+        using var client = new CriClient(server.Socket, Deadline);
+        using var stop = new CancellationTokenSource();
+
+        var call = client.ListPodSandboxAsync(cancellationToken: stop.Token);
+        await stop.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+    }
+
+    [Fact]
+    public async Task A_runtime_answering_garbage_makes_the_answer_unknown()
+    {
+        await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"),
+            (_, _, _) => Task.FromResult(new FakeCriServer.Answer(null, Raw: [0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])));
+
+        var list = await new CriSandboxSource([server.Socket], Deadline).ReadySandboxesAsync(default);
+
+        Assert.False(list.Known);
+        Assert.Contains(server.Socket, list.Problem);
     }
 
     [Fact]
@@ -170,16 +186,11 @@ public sealed class PublishedAgentCriTests : IDisposable
             new ListPodSandboxResponse { Items = { new PodSandbox { Id = "ready-one", State = PodSandboxState.SandboxReady }, new PodSandbox { Id = "gone-one", State = PodSandboxState.SandboxNotready } } })));
         File.WriteAllText(_dir.File("agent.json"), $$"""{"gracePeriodSeconds": 0, "runtimeSockets": ["{{runtime.Socket}}"], "hostLocal": {"dirs": []} }""");
 
-        var start = new System.Diagnostics.ProcessStartInfo(Repo.Agent) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "reconcile", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json") }) start.ArgumentList.Add(a);
-        start.Environment["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id");
-        using var agent = System.Diagnostics.Process.Start(start)!;
-        var stdout = agent.StandardOutput.ReadToEndAsync();
-        var stderr = await agent.StandardError.ReadToEndAsync();
-        await agent.WaitForExitAsync();
+        var agent = await Exec.RunAsync(Repo.Agent, ["reconcile", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json")],
+            new ExecOptions { Environment = ExecOptions.Text(env) });
 
-        Assert.True(agent.ExitCode == 0, stderr);
-        var output = await stdout;
+        Assert.True(agent.ExitCode == 0, agent.Stderr);
+        var output = agent.Stdout;
         Assert.Contains("keep 10.63.0.2 (net1, ready-one/eth0): runtime", output);
         Assert.Contains("strike 10.63.0.3 (net1, gone-one/eth0): none", output);
         Assert.Contains("ListPodSandbox", runtime.Received.Select(r => r.Method));

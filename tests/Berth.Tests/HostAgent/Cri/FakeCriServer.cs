@@ -16,8 +16,11 @@ public sealed class FakeCriServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    /// <summary>What a handler answers: a message (status 0), or a status and message with no body.</summary>
-    public sealed record Answer(IMessage? Message, int Status = 0, string Detail = "");
+    /// <summary>
+    /// What a handler answers: a message (status 0), or a status and message with no body. Raw: bytes framed
+    /// as if they were a message, for a runtime that answers garbage.
+    /// </summary>
+    public sealed record Answer(IMessage? Message, int Status = 0, string Detail = "", byte[]? Raw = null);
 
     private FakeCriServer(WebApplication app, string socket)
     {
@@ -46,11 +49,11 @@ public sealed class FakeCriServer : IAsyncDisposable
             lock (server.Received) server.Received.Add((method, message));
             var answer = await handle(method, message, context.RequestAborted);
             context.Response.ContentType = "application/grpc";
-            if (answer.Message is { } reply)
+            if ((answer.Raw ?? answer.Message?.ToByteArray()) is { } reply)
             {
-                var bytes = new byte[5 + reply.CalculateSize()];
-                BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(1), (uint)(bytes.Length - 5));
-                reply.WriteTo(bytes.AsSpan(5));
+                var bytes = new byte[5 + reply.Length];
+                BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(1), (uint)reply.Length);
+                reply.CopyTo(bytes.AsSpan(5));
                 await context.Response.Body.WriteAsync(bytes, context.RequestAborted);
             }
             context.Response.AppendTrailer("grpc-status", answer.Status.ToString(System.Globalization.CultureInfo.InvariantCulture));

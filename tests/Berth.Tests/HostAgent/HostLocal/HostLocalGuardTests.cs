@@ -121,7 +121,7 @@ public sealed class HostLocalGuardTests : IDisposable
             Assert.Contains("answers", WhyRuntimeMayHaveRun());
         }
         // A socket file that nobody listens on (a runtime that died): no runtime is up.
-        Command.Run("python3", "-c", $"import socket; socket.socket(socket.AF_UNIX).bind('{Socket}')");
+        Exec.Must("python3", "-c", $"import socket; socket.socket(socket.AF_UNIX).bind('{Socket}')");
         Assert.True(File.Exists(Socket));
         Assert.Null(WhyRuntimeMayHaveRun());
         File.WriteAllText(Path.Combine(Pins, "cni-1234"), "");
