@@ -48,7 +48,7 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
             }
             return new SandboxList(true, new HashSet<string>());
         });
-        var config = new AgentConfig { Interval = TimeSpan.FromMinutes(1), MetricsEnabled = false, GracePeriod = TimeSpan.FromHours(1) };
+        var config = new AgentConfig { Interval = TimeSpan.FromMinutes(1), MetricsEnabled = false, GracePeriod = TimeSpan.FromHours(1), HostLocalDirs = [] };
         _host = AgentDaemon.CreateHost(config, _store, _clock, _netns, new NoProcesses(), _runtime, _notifier, Watchdog, _time);
         await _host.StartAsync();
     }
@@ -82,7 +82,7 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
         await ToldAsync("STATUS=last pass");
 
         var states = Told().Select(t => t.State).ToList();
-        Assert.Equal("STATUS=recovery released 1 of 1 earlier-boot leases", states[0]);
+        Assert.Matches("^STATUS=recovery for boot .*: released 1 of 1 earlier-boot leases$", states[0]);
         Assert.Equal("READY=1", states[1]);
         lock (_toldBeforeFirstPass) Assert.Contains("READY=1", _toldBeforeFirstPass);
     }

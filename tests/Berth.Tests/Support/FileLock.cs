@@ -1,8 +1,8 @@
 namespace Berth.Tests.Support;
 
 /// <summary>
-/// Holds flock(LOCK_EX) on a file or directory, as host-local does, until disposed: util-linux's flock(1) holds
-/// it while its child sleeps, and says so once it has it.
+/// Holds flock(LOCK_EX) on a file or directory, as host-local does, until disposed: a process of its own that
+/// says so once it has the lock (one process, so that killing it lets go of the lock and of its output).
 /// </summary>
 public sealed class FileLock : IDisposable
 {
@@ -13,7 +13,8 @@ public sealed class FileLock : IDisposable
     public static FileLock Take(string path)
     {
         var locked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var holder = Exec.Start("flock", ["--exclusive", path, "sh", "-c", "echo locked; exec sleep infinity"], new ExecOptions
+        const string Hold = "import fcntl, os, signal, sys; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); signal.pause()";
+        var holder = Exec.Start("python3", ["-c", Hold, path], new ExecOptions
         {
             StdoutLine = line => { if (line == "locked") locked.TrySetResult(); },
             Timeout = Timeout.InfiniteTimeSpan,
