@@ -224,13 +224,17 @@ class Checker:
 # One QEMU process: serial console on a pipe, QMP on a Unix socket.
 
 class Vm:
-    def __init__(self, work, append, drive_args, serial_log):
+    """The torture's guest by default; make node-test (torture/node/node_test.py) passes its own kernel, initrd,
+    memory and accelerator."""
+
+    def __init__(self, work, append, drive_args, serial_log, kernel=None, initrd=None, memory="384", accel="tcg",
+                 cpu="qemu64,+rdrand"):
         self.qmp_path = os.path.join(work, "qmp.sock")
-        cmd = ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "qemu64,+rdrand", "-m", "384",
+        cmd = ["qemu-system-x86_64", "-machine", f"q35,accel={accel}", "-cpu", cpu, "-m", memory,
                "-smp", "1", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-               "-kernel", os.path.join(GUEST, "kernel", "vmlinux"),
-               "-initrd", os.path.join(GUEST, "initramfs.cpio"),
+               "-kernel", kernel or os.path.join(GUEST, "kernel", "vmlinux"),
+               "-initrd", initrd or os.path.join(GUEST, "initramfs.cpio"),
                "-append", "console=ttyS0 quiet loglevel=3 panic=-1 " + append] + drive_args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
