@@ -293,6 +293,25 @@ class Vm:
         *complete, self.buf = self.buf.split(b"\n")
         return [c.decode("utf-8", "replace").rstrip("\r") for c in complete]
 
+    def wait_for(self, tag, timeout, feed):
+        """Passes each serial line to FEED until one starts with T:<tag>; False on timeout, T:HALT or QEMU's exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            for text in self.lines(deadline - time.monotonic()):
+                feed([text])
+                if text.startswith("T:" + tag):
+                    return True
+                if text.startswith("T:HALT"):
+                    return False
+        return False
+
+    def run_until(self, deadline, feed):
+        """Passes the serial lines to FEED until the monotonic DEADLINE or QEMU's exit."""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            feed(self.lines(deadline - time.monotonic()))
+
     def drain_after_stop(self):
         """After the guest can no longer write: every complete line still in the pipe. A partial last line
         (cut mid-write) is dropped: it was never fully printed, so it acknowledges nothing."""
@@ -379,22 +398,10 @@ def main():
             checker.line(text)
 
     def wait_for(tag, timeout):
-        """Feeds lines to the checker until one starts with T:<tag>; False on timeout or QEMU's exit."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if vm.proc.poll() is not None:
-                return False
-            for text in vm.lines(deadline - time.monotonic()):
-                checker.line(text)
-                if text.startswith("T:" + tag):
-                    return True
-                if text.startswith("T:HALT"):
-                    return False
-        return False
+        return vm.wait_for(tag, timeout, feed)
 
     def run_until(deadline):
-        while time.monotonic() < deadline and vm.proc.poll() is None:
-            feed(vm.lines(deadline - time.monotonic()))
+        vm.run_until(deadline, feed)
 
     def start_vm():
         if strict:

@@ -54,7 +54,7 @@ fi
 # The .deb by its contents (its control files: md5sums of every file, the maintainer scripts, the version), not
 # its bytes: packaging again stamps new times into the same files.
 dpkg-deb -e "$DEB" "$TMP/deb-control"
-key=$( { echo "$base_key $DISK_SIZE $MODULES"; cat "$TMP"/deb-control/* "$CRI_CLIENT" "$PAUSE" torture/node/init.c torture/node/guest/* "${BASH_SOURCE[0]}"; } | hash)
+key=$( { echo "$base_key $DISK_SIZE $MODULES"; cat "$TMP"/deb-control/* "$CRI_CLIENT" "$PAUSE" torture/node/init.c torture/node/guest/* scripts/power-cut-node.sh "${BASH_SOURCE[0]}"; } | hash)
 IMAGE=$OUT/image-$key
 if [[ -f $IMAGE/.done ]]; then echo "node-image: $IMAGE is up to date"; echo "$IMAGE"; exit 0; fi
 echo "node-image: building $IMAGE"
@@ -104,7 +104,7 @@ cp "$PAUSE" "$R/usr/local/share/berth-node/pause-image.tar"
 install -m 0755 "$CRI_CLIENT" "$R/usr/local/bin/berth-node-cri"
 install -d "$R/usr/local/lib/berth-node"
 install -m 0644 torture/node/guest/lib.sh "$R/usr/local/lib/berth-node/"
-install -m 0755 torture/node/guest/{pre,post,run}.sh "$R/usr/local/lib/berth-node/"
+install -m 0755 torture/node/guest/{pre,post,run}.sh scripts/power-cut-node.sh "$R/usr/local/lib/berth-node/"
 install -m 0644 torture/node/guest/*.service "$R/etc/systemd/system/"
 chroot "$R" systemctl enable --quiet berth-node-pre.service berth-node-post.service berth-node-test.service
 # Quiet and quick under software emulation: no login prompts on the console the host reads, no timers that

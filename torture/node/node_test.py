@@ -90,12 +90,15 @@ def main():
     ap.add_argument("--seconds", type=float, required=True, help="stop starting new cycles after this")
     ap.add_argument("--work", required=True, help="scratch directory (removed by the caller)")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--pods", type=int, default=4, help="pods per boot")
+    ap.add_argument("--pods", type=int, default=3, help="pods per boot")
     ap.add_argument("--min-cuts", type=int, default=1, help="cut at least this often, whatever the budget")
     ap.add_argument("--no-package", action="store_true", help="leave out the package's life on the first boot")
+    ap.add_argument("--script", action="store_true",
+                    help="the second boot runs scripts/power-cut-node.sh cut --yes, which resets the node itself")
     ap.add_argument("--control", action="store_true",
                     help="negative control: berth-recover.service masked; must find violations (at most 3 cuts)")
-    ap.add_argument("--timeout", type=float, default=300, help="longest wait for one step of a boot")
+    ap.add_argument("--timeout", type=float, default=900,
+                    help="longest wait for one step of a boot (a boot takes minutes when the machine is busy)")
     args = ap.parse_args()
 
     name = "node-control" if args.control else "node"
@@ -133,24 +136,12 @@ def main():
                     marks[tag] = time.monotonic()
 
     def wait_for(prefix, timeout):
-        """Feeds lines until one starts with T:<prefix>; False on timeout or QEMU's exit."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if vm.proc.poll() is not None:
-                return False
-            for text in vm.lines(deadline - time.monotonic()):
-                feed([text])
-                if text.startswith("T:" + prefix):
-                    return True
-                if text.startswith("T:HALT"):
-                    return False
-        return False
+        return vm.wait_for(prefix, timeout, feed)
 
     def run_until(deadline):
-        while time.monotonic() < deadline and vm.proc.poll() is None:
-            feed(vm.lines(deadline - time.monotonic()))
+        vm.run_until(deadline, feed)
 
-    def start_vm(strict, package):
+    def start_vm(strict, package, script=False):
         nonlocal marks
         marks = {"QEMU": time.monotonic()}
         if strict:
@@ -168,7 +159,7 @@ def main():
         else:
             drive = ["-drive", f"file={durable},format=raw,if=none,id=d0,cache=writeback",
                      "-device", "virtio-blk-pci,drive=d0,write-zeroes=off,discard=off"]
-        append = base_append + (" berth.node.package=1" if package else "")
+        append = base_append + (" berth.node.package=1" if package else "") + (" berth.node.script=1" if script else "")
         return qt.Vm(args.work, append, drive, serial_log, kernel=os.path.join(args.image, "vmlinux"),
                      initrd=os.path.join(args.image, "initrd.cpio"), memory="1024", accel=accel, cpu=cpu)
 
@@ -192,16 +183,38 @@ def main():
             elif cuts >= args.min_cuts and now - start + 1.2 * longest > args.seconds:
                 break
             cycle_start = now
-            strict = not args.control and boot_no % 2 == 1
-            kind = "strict" if strict else "kill"
             boot_no += 1
-            vm = start_vm(strict, package=boot_no == 1 and not args.control and not args.no_package)
+            script = args.script and boot_no == 2
+            if vm is None:
+                strict = not args.control and not script and boot_no % 2 == 0
+                kind = "strict" if strict else "kill"
+                vm = start_vm(strict, package=boot_no == 1 and not args.control and not args.no_package, script=script)
+            else:
+                kind = "after sysrq b"  # the same QEMU, reset by the guest
+                marks = {"QEMU": time.monotonic()}
             if not wait_for("BOOT", args.timeout):
                 checker.violation("the node did not boot (see the serial log)")
                 break
             plan = rng.choices(["boot", "pod", "reconcile", "storm"], [0.1, 0.35, 0.25, 0.3])[0]
             if args.control:
                 plan = "storm"
+            if script:
+                # The operator's script makes its leases and resets the node itself (sysrq b, nothing synced);
+                # its own check runs at the next boot, before recovery, and prints its RESULT line.
+                if not wait_for("NODE-SCRIPT-START", args.timeout) or not wait_for("BOOT", args.timeout):
+                    checker.violation("scripts/power-cut-node.sh did not reset the node (see the serial log)")
+                    break
+                report_boot(kind)
+                cuts += 1
+                where["power-cut-node.sh (sysrq b)"] = where.get("power-cut-node.sh (sysrq b)", 0) + 1
+                print(f"cut {cuts} (sysrq b by scripts/power-cut-node.sh cut --yes), {time.monotonic() - cycle_start:.0f} s into boot {boot_no}", flush=True)
+                longest = max(longest, time.monotonic() - cycle_start)
+                # The line that started the next boot was consumed here: the next cycle continues from it.
+                boot_no += 1
+                kind = "after sysrq b"
+                marks = {"QEMU": cycle_start, "BOOT": time.monotonic()}
+                cycle_start = time.monotonic()
+                plan = rng.choices(["pod", "reconcile", "storm"], [0.4, 0.3, 0.3])[0]
             if plan == "boot":
                 # During recovery, containerd's start, the first pods or the checks.
                 run_until(time.monotonic() + rng.uniform(0, 20))
@@ -211,10 +224,10 @@ def main():
                     break
                 report_boot(kind)
                 if plan == "pod":
-                    if wait_for("TRY ADD", 60):
+                    if wait_for("TRY ADD", args.timeout):
                         run_until(time.monotonic() + rng.uniform(0, 1.5))
                 elif plan == "reconcile":
-                    if wait_for("RECONCILE-START", 60):
+                    if wait_for("RECONCILE-START", args.timeout):
                         run_until(time.monotonic() + rng.uniform(0, 0.5))
                 else:
                     run_until(time.monotonic() + rng.uniform(0.2, 6))

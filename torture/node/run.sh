@@ -26,11 +26,8 @@ trap 'exit 143' TERM
 
 IMAGE=$(bash torture/node/build-image.sh | tee /dev/stderr | tail -n1)
 seed_arg() { if [[ -n ${NODE_TEST_SEED:-} ]]; then echo "--seed=$((NODE_TEST_SEED + $1))"; fi; }
-# Ten cuts or more in the default budget: a cut cycle is about a minute under software emulation.
-min_cuts=1
-((SECONDS_BUDGET >= 600)) && min_cuts=10
 status=0
-python3 torture/node/node_test.py --image "$IMAGE" --seconds "$SECONDS_BUDGET" --min-cuts "$min_cuts" \
+python3 torture/node/node_test.py --image "$IMAGE" --seconds "$SECONDS_BUDGET" --script \
   --work "$WORK/node" $(seed_arg 0) | tee "$WORK/node.out" &
 CHILD=$!
 wait "$CHILD" || status=$?

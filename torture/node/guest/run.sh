@@ -7,9 +7,9 @@
 #      metrics on 127.0.0.1:9617;
 #   3. with berth.node.package=1: the package's life (upgrade with pods running, dpkg -r, install again);
 #   4. STORM-START, then pods stopped and created again at random, and reconcile passes, until the cut.
-# Pods are named pod-1..pod-N (berth.node.pods, default 4): the same names every boot, as a kubelet keeps them.
+# Pods are named pod-1..pod-N (berth.node.pods, default 3): the same names every boot, as a kubelet keeps them.
 . /usr/local/lib/berth-node/lib.sh
-PODS=$(param pods 4)
+PODS=$(param pods 3)
 SHARE=/usr/local/share/berth-node
 STATE=/run/berth-node   # tmpfs: which sandbox each pod has in this boot
 mkdir -p $STATE
@@ -136,6 +136,17 @@ check_pods_leased first
 check_agent boot
 check_health boot
 [ "$(param package 0)" = 1 ] && package_life && check_pods_leased package
+# berth.node.script=1: the operator's scripts/power-cut-node.sh, as on a physical node: leases through berth,
+# its check armed as a unit, then sysrq b. Once: after the reset its unit leaves its report, and the churn runs.
+# Its network goes into the node's store, so that the host's checks and berth-recover.service see its leases.
+if [ "$(param script 0)" = 1 ] && ! [ -e /var/lib/berth-power-cut/report.txt ]; then
+  say NODE-SCRIPT-START
+  POWER_CUT_DATA_DIR=/var/lib/berth /usr/local/lib/berth-node/power-cut-node.sh cut --yes >/dev/console 2>&1
+  say "HALT power-cut-node.sh cut returned without resetting the node"
+  exit 1
+fi
+# Where the boot's time went, for the serial log (not for the host's checks).
+{ systemd-analyze time; systemd-analyze blame | head -n 8; } >/dev/console 2>&1
 say "STORM-START uptime=$(cut -d' ' -f1 /proc/uptime)"
 n=0
 while :; do
