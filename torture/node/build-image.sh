@@ -78,6 +78,8 @@ done
 pause_name=$(tar -xOf "$PAUSE" index.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifests"][0]["annotations"]["io.containerd.image.name"])')
 cat >"$R/etc/containerd/config.toml" <<TOML
 version = 2
+# Snapshotters this node has no filesystem for and tracing: probing them only slows containerd's start.
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$pause_name"
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -114,7 +116,12 @@ chroot "$R" systemctl mask --quiet getty@tty1.service serial-getty@ttyS0.service
   man-db.timer systemd-logind.service 2>/dev/null || true
 mkdir -p "$R/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\n' >"$R/etc/systemd/journald.conf.d/berth-node.conf"
-echo "/dev/vda / ext4 rw,errors=remount-ro 0 0" >"$R/etc/fstab"
+# The initrd mounted the root read-write; an fstab line for it would make local-fs.target (and with it
+# berth-recover.service) wait for udev to announce /dev/vda, which takes a minute on a busy emulated machine.
+echo "# / is /dev/vda, mounted by the initrd (torture/node/init.c)" >"$R/etc/fstab"
+# Kernel modules systemd loads at every boot that this node never uses.
+chroot "$R" systemctl mask --quiet modprobe@dm_mod.service modprobe@fuse.service modprobe@loop.service \
+  modprobe@drm.service modprobe@efi_pstore.service 2>/dev/null || true
 echo berth-node >"$R/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 berth-node\n' >"$R/etc/hosts"
 # A machine ID of its own: an empty one costs a first-boot setup of about 10 s.
