@@ -113,6 +113,9 @@ def main():
     serial_log = open(os.path.join(logs_dir, f"{name}.serial.log"), "wb", buffering=0)
 
     checker = NodeChecker(name)
+    # The kernel and initrd are copied: a rebuilt image replaces its directory while this run may still boot.
+    for f in ("vmlinux", "initrd.cpio"):
+        shutil.copyfile(os.path.join(args.image, f), os.path.join(args.work, f))
     durable = os.path.join(args.work, "disk.img")
     subprocess.run(["cp", "--sparse=always", "--reflink=auto", os.path.join(args.image, "disk.img"), durable], check=True)
     base_append = f"berth.node.pods={args.pods} systemd.show_status=0 cryptomgr.notests mitigations=off " \
@@ -161,8 +164,8 @@ def main():
             drive = ["-drive", f"file={durable},format=raw,if=none,id=d0,cache=writeback",
                      "-device", "virtio-blk-pci,drive=d0,write-zeroes=off,discard=off"]
         append = base_append + (" berth.node.package=1" if package else "") + (" berth.node.script=1" if script else "")
-        return qt.Vm(args.work, append, drive, serial_log, kernel=os.path.join(args.image, "vmlinux"),
-                     initrd=os.path.join(args.image, "initrd.cpio"), memory="1024", accel=accel, cpu=cpu)
+        return qt.Vm(args.work, append, drive, serial_log, kernel=os.path.join(args.work, "vmlinux"),
+                     initrd=os.path.join(args.work, "initrd.cpio"), memory="1024", accel=accel, cpu=cpu)
 
     def since_start(tag):
         return f"{marks[tag] - marks['QEMU']:.0f}s" if tag in marks else "-"
