@@ -25,8 +25,9 @@ dump() { # PHASE
   echo "$out" | grep '^T:' >/dev/console
   echo "$out" | grep -q "^T:INTEGRITY" || say "INTEGRITY $1 error: $(echo "$out" | grep -v '^T:' | tr '\n' ' ')"
 }
-# The leases as sorted "container network address" lines, for before/after comparisons inside one boot.
-leases_now() {
-  sqlite3 -separator ' ' $DB ".dbconfig no_ckpt_on_close on" \
-    "SELECT container_id, network, address FROM leases ORDER BY network, address;"
+# One query's rows, space-separated, read without checkpointing the WAL (sqlite3 echoes the setting: dropped).
+query() { # SQL
+  sqlite3 -separator ' ' $DB ".dbconfig no_ckpt_on_close on" "$1" | grep -v '^ *no_ckpt_on_close '
 }
+# The leases as sorted "container network address" lines, for before/after comparisons inside one boot.
+leases_now() { query "SELECT container_id, network, address FROM leases ORDER BY network, address;"; }

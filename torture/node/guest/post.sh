@@ -18,8 +18,7 @@ fi
 # and nothing else was released (no lease of this boot: its pods have not started yet; the one exception is
 # the first ADD and DEL that scripts/power-cut-node.sh makes after its reset, container pc-first-*).
 if [ -f $DB ]; then
-  released=$(sqlite3 -separator ' ' $DB ".dbconfig no_ckpt_on_close on" \
-    "SELECT container_id, address FROM history WHERE action = 'release' AND boot_id = '$(cat /proc/sys/kernel/random/boot_id)' AND container_id NOT LIKE 'pc-first-%' ORDER BY 1, 2;")
+  released=$(query "SELECT container_id, address FROM history WHERE action = 'release' AND boot_id = '$(cat /proc/sys/kernel/random/boot_id)' AND container_id NOT LIKE 'pc-first-%' ORDER BY 1, 2;")
   earlier=$(cat /run/berth-node/earlier-boot.leases 2>/dev/null)
   missing=$(comm -23 <(echo "$earlier" | grep .) <(echo "$released" | grep .) | tr '\n' ' ')
   extra=$(comm -13 <(echo "$earlier" | grep .) <(echo "$released" | grep .) | tr '\n' ' ')

@@ -5,8 +5,7 @@ say "BOOT $(cat /proc/sys/kernel/random/boot_id) mode=node uptime=$(cut -d' ' -f
 dump pre
 # For berth-node-post.service: the leases recovery may release, and nothing else.
 mkdir -p /run/berth-node
-[ -f $DB ] && sqlite3 -separator ' ' $DB ".dbconfig no_ckpt_on_close on" \
-  "SELECT container_id, address FROM leases WHERE boot_id != '$(cat /proc/sys/kernel/random/boot_id)' ORDER BY 1, 2;" \
+[ -f $DB ] && query "SELECT container_id, address FROM leases WHERE boot_id != '$(cat /proc/sys/kernel/random/boot_id)' ORDER BY 1, 2;" \
   >/run/berth-node/earlier-boot.leases
 say PRE-END
 say RECOVER-START
