@@ -202,6 +202,9 @@ def main():
                 break
             plan = rng.choices(["boot", "pod", "reconcile", "storm"], [0.1, 0.35, 0.25, 0.3])[0]
             if args.control:
+                # The leak shows when containerd starts (POST-END): no need to go on once it did.
+                if boot_no > 1 and vm.wait_for("POST-END", args.timeout, feed) and checker.leaked:
+                    break
                 plan = "storm"
             if script:
                 # The operator's script makes its leases and resets the node itself (sysrq b, nothing synced);
