@@ -171,8 +171,9 @@ def main():
         return f"{marks[tag] - marks['QEMU']:.0f}s" if tag in marks else "-"
 
     def report_boot(kind):
+        done = since_start("STORM-START") if "STORM-START" in marks else since_start("NODE-SCRIPT-START")
         print(f"boot {boot_no} ({kind}): systemd's first unit {since_start('BOOT')}, containerd up {since_start('POST-END')}, "
-              f"pods {since_start('FIRST')}, checks done {since_start('STORM-START')} after QEMU started; "
+              f"pods {since_start('FIRST')}, checks done {done} after QEMU started; "
               f"checks ok={checker.boot_ok} failed={len(checker.boot_failed)}{' ' + ','.join(checker.boot_failed) if checker.boot_failed else ''}",
               flush=True)
 
@@ -209,10 +210,13 @@ def main():
             if script:
                 # The operator's script makes its leases and resets the node itself (sysrq b, nothing synced);
                 # its own check runs at the next boot, before recovery, and prints its RESULT line.
-                if not wait_for("NODE-SCRIPT-START", args.timeout) or not wait_for("BOOT", args.timeout):
-                    checker.violation("scripts/power-cut-node.sh did not reset the node (see the serial log)")
+                if not wait_for("NODE-SCRIPT-START", args.timeout):
+                    checker.violation("the node did not reach scripts/power-cut-node.sh (see the serial log)")
                     break
                 report_boot(kind)
+                if not wait_for("BOOT", args.timeout):
+                    checker.violation("scripts/power-cut-node.sh did not reset the node (see the serial log)")
+                    break
                 cuts += 1
                 where["power-cut-node.sh (sysrq b)"] = where.get("power-cut-node.sh (sysrq b)", 0) + 1
                 print(f"cut {cuts} (sysrq b by scripts/power-cut-node.sh cut --yes), {time.monotonic() - cycle_start:.0f} s into boot {boot_no}", flush=True)
