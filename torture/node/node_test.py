@@ -98,11 +98,12 @@ def main():
                     help="the second boot runs scripts/power-cut-node.sh cut --yes, which resets the node itself")
     ap.add_argument("--control", action="store_true",
                     help="negative control: berth-recover.service masked; must find leaked leases (at most 3 cuts)")
+    ap.add_argument("--name", default=None, help="mode name in SUMMARY and of the serial log (node, node-control)")
     ap.add_argument("--timeout", type=float, default=900,
                     help="longest wait for one step of a boot (a boot takes minutes when the machine is busy)")
     args = ap.parse_args()
 
-    name = "node-control" if args.control else "node"
+    name = args.name or ("node-control" if args.control else "node")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
     accel, cpu = ("kvm", "host") if kvm_usable() else ("tcg", "qemu64,+rdrand")
