@@ -8,15 +8,16 @@ PACKAGING_APT_PACKAGES := dpkg-dev rpm rpmlint lintian
 BENCH_APT_PACKAGES := time gcc
 E2E_APT_PACKAGES := containerd runc
 TORTURE_APT_PACKAGES := qemu-system-x86 cpio busybox-static e2fsprogs python3
+NODE_APT_PACKAGES := mmdebstrap qemu-utils
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: build deps test demo e2e packages packages-test bench torture clean
+.PHONY: build deps test demo e2e packages packages-test bench torture node-test clean
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES) $(TORTURE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES) $(TORTURE_APT_PACKAGES) $(NODE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
@@ -35,6 +36,7 @@ test: build
 	$(E2E) --reboots 2 --pods 5
 	$(MAKE) --no-print-directory packages-test
 	TORTURE_SECONDS=120 bash torture/run.sh
+	NODE_TEST_SECONDS=60 $(MAKE) --no-print-directory node-test
 
 # .deb and .rpm of the published executables, in artifacts/packages/.
 packages: build
@@ -59,6 +61,13 @@ bench: build
 # Power cuts in a QEMU guest (docs/reliability.md), bounded by TORTURE_SECONDS (default 600).
 torture: build
 	@bash torture/run.sh
+
+# A whole Debian node (systemd, containerd, the .deb) in QEMU through power cuts, bounded by NODE_TEST_SECONDS
+# (default 600), then its negative control (docs/reliability.md). The VM image is cached under artifacts/node/.
+node-test: packages
+	$(DOTNET) publish tests/Berth.NodeCri/Berth.NodeCri.csproj -c Release -o artifacts/node/cri --nologo -v quiet -p:DebugType=none
+	@rm -f artifacts/node/cri/*.dbg
+	@bash torture/node/run.sh
 
 clean:
 	rm -rf artifacts

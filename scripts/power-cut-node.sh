@@ -7,6 +7,9 @@
 #   power-cut-node.sh after-boot   (run by the unit) check the invariants, write the report, disarm
 #   power-cut-node.sh disarm       remove the unit and the plan without checking
 #
+# make node-test runs exactly this, once, in its Debian node VM under systemd (torture/node/guest/run.sh,
+# with POWER_CUT_DATA_DIR=/var/lib/berth), and counts the RESULT line of the check; docs/reliability.md.
+#
 # After the reset, the unit (ordered before berth-recover.service and any container runtime) checks:
 #   - SQLite's integrity check of the store is ok;
 #   - every ADD acknowledged before the reset is still leased, at the address berth returned,

@@ -226,13 +226,17 @@ class Checker:
 # One QEMU process: serial console on a pipe, QMP on a Unix socket.
 
 class Vm:
-    def __init__(self, work, append, drive_args, serial_log):
+    """The torture's guest by default; make node-test (torture/node/node_test.py) passes its own kernel, initrd,
+    memory and accelerator."""
+
+    def __init__(self, work, append, drive_args, serial_log, kernel=None, initrd=None, memory="384", accel="tcg",
+                 cpu="qemu64,+rdrand"):
         self.qmp_path = os.path.join(work, "qmp.sock")
-        cmd = ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "qemu64,+rdrand", "-m", "384",
+        cmd = ["qemu-system-x86_64", "-machine", f"q35,accel={accel}", "-cpu", cpu, "-m", memory,
                "-smp", "1", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-               "-kernel", os.path.join(GUEST, "kernel", "vmlinux"),
-               "-initrd", os.path.join(GUEST, "initramfs.cpio"),
+               "-kernel", kernel or os.path.join(GUEST, "kernel", "vmlinux"),
+               "-initrd", initrd or os.path.join(GUEST, "initramfs.cpio"),
                "-append", "console=ttyS0 quiet loglevel=3 panic=-1 " + append] + drive_args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -291,25 +295,24 @@ class Vm:
         *complete, self.buf = self.buf.split(b"\n")
         return [c.decode("utf-8", "replace").rstrip("\r") for c in complete]
 
-    def wait_for(self, checker, tag, timeout):
-        """Feeds lines to CHECKER until one starts with T:<tag>; False on timeout, T:HALT or QEMU's exit."""
+    def wait_for(self, tag, timeout, feed):
+        """Passes each serial line to FEED until one starts with T:<tag>; False on timeout, T:HALT or QEMU's exit."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
             for text in self.lines(deadline - time.monotonic()):
-                checker.line(text)
+                feed([text])
                 if text.startswith("T:" + tag):
                     return True
                 if text.startswith("T:HALT"):
                     return False
         return False
 
-    def run_until(self, checker, deadline):
-        """Feeds lines to CHECKER until DEADLINE (monotonic) or QEMU's exit."""
+    def run_until(self, deadline, feed):
+        """Passes the serial lines to FEED until the monotonic DEADLINE or QEMU's exit."""
         while time.monotonic() < deadline and self.proc.poll() is None:
-            for text in self.lines(deadline - time.monotonic()):
-                checker.line(text)
+            feed(self.lines(deadline - time.monotonic()))
 
     def drain_after_stop(self):
         """After the guest can no longer write: every complete line still in the pipe. A partial last line
@@ -418,10 +421,10 @@ def main():
             checker.line(text)
 
     def wait_for(tag, timeout):
-        return vm.wait_for(checker, tag, timeout)
+        return vm.wait_for(tag, timeout, feed)
 
     def run_until(deadline):
-        vm.run_until(checker, deadline)
+        vm.run_until(deadline, feed)
 
     def start_vm():
         if strict:

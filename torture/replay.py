@@ -468,16 +468,21 @@ def record(args, name, work, checker, serial_log, storm_seconds):
     append = (f"berth.mode=storm berth.workers={args.workers} berth.unsafe={1 if args.unsafe_no_sync else 0} "
               f"berth.mark={MARK_SECTOR}")
     vm = qt.Vm(work, append, qt.logged_drive(disk, logf), serial_log)
+
+    def feed(lines):
+        for text in lines:
+            checker.line(text)
+
     try:
-        if not vm.wait_for(checker, "STORM-START", 300):
+        if not vm.wait_for("STORM-START", 300, feed):
             checker.violation("the guest did not reach the storm (see the serial log)")
             return None, None, 0
         # The storm runs its time and until 10 operations were acknowledged (at most 4 times its time: a loaded
         # host emulates slowly), so that there is something to lose.
         began = time.monotonic()
-        vm.run_until(checker, began + storm_seconds)
+        vm.run_until(began + storm_seconds, feed)
         while checker.acked < 10 and time.monotonic() < began + 4 * storm_seconds and vm.proc.poll() is None:
-            vm.run_until(checker, time.monotonic() + 1)
+            vm.run_until(time.monotonic() + 1, feed)
         storm_seconds = time.monotonic() - began
     finally:
         for text in vm.kill():

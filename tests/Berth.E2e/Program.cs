@@ -5,7 +5,8 @@ using Berth.E2e;
 // make e2e: berth and host-local, each under its own private containerd, through the same pods and the same
 // hard reboots; the table at the end is the product's headline evidence (make e2e writes it into the README).
 // Options: --reboots N, --pods N (per boot), --out DIR, --readme FILE, --bin DIR; --no-recover leaves out
-// berth-agent recover, to see the run catch the leak it then makes. Runs as root.
+// berth-agent recover, to see the run catch the leak it then makes; --pause-image FILE only writes the sandbox
+// image's OCI tar to FILE (make node-test puts it into its VM image). Runs as root.
 Options options;
 try
 {
@@ -14,6 +15,20 @@ try
 catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
 {
     return Fail(e.Message);
+}
+if (options.PauseImage is { } pauseImage)
+{
+    var dir = Directory.CreateTempSubdirectory("berth-pause-").FullName;
+    try
+    {
+        File.Copy(PauseImage.Build(dir), pauseImage, overwrite: true);
+    }
+    finally
+    {
+        Directory.Delete(dir, recursive: true);
+    }
+    Console.WriteLine($"e2e: wrote the sandbox image {PauseImage.Name} to {pauseImage}");
+    return 0;
 }
 if (Environment.UserName != "root") return Fail("run as root: it starts containerd, mounts namespaces and makes bridges");
 
@@ -100,7 +115,7 @@ static int Fail(string message)
     return 2;
 }
 
-internal sealed record Options(int Reboots, int Pods, string Out, string? Readme, string Bin, bool NoRecover)
+internal sealed record Options(int Reboots, int Pods, string Out, string? Readme, string Bin, bool NoRecover, string? PauseImage = null)
 {
     public static Options Parse(string[] args)
     {
@@ -121,7 +136,8 @@ internal sealed record Options(int Reboots, int Pods, string Out, string? Readme
                 "--out" => o with { Out = args[i + 1] },
                 "--readme" => o with { Readme = args[i + 1] },
                 "--bin" => o with { Bin = args[i + 1] },
-                _ => throw new ArgumentException($"unknown option {args[i]} (known: --reboots, --pods, --out, --readme, --bin, --no-recover)"),
+                "--pause-image" => o with { PauseImage = Path.GetFullPath(args[i + 1]) },
+                _ => throw new ArgumentException($"unknown option {args[i]} (known: --reboots, --pods, --out, --readme, --bin, --no-recover, --pause-image)"),
             };
         }
         return o with { Bin = Path.GetFullPath(o.Bin) };
