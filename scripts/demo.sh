@@ -184,9 +184,9 @@ for ns in "${NAMESPACES[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
 NAMESPACES=()
 show_leases
 say "" "berth-agent recover --store $DB"
-"$BERTH_BIN/berth-agent" recover --store "$DB" | indent
+agent recover | indent
 say "" "Run again in the same boot (an agent restart, a second unit): it knows, and does nothing."
-"$BERTH_BIN/berth-agent" recover --store "$DB" | indent
+agent recover | indent
 say "" "The history says what was released, why, and by whom:"
 show_history boot-recovery
 say "" "The first pod of the new boot is served at once:"
