@@ -91,23 +91,3 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
     /// <summary>Where the CRI plugin pins the pods' network namespaces (netns_mounts_under_state_dir).</summary>
     public string NetnsDir => Path.Combine(State, "io.containerd.grpc.v1.cri", "netns");
 }
-
-/// <summary>
-/// The CRI calls only the e2e makes (the agent lists sandboxes, it never runs or stops one), through the
-/// agent's client: the same channel, deadline and error mapping.
-/// </summary>
-internal static class PodCalls
-{
-    public static async Task<string> RunPodSandboxAsync(this CriClient cri, PodSandboxConfig config, string runtimeHandler = "", CancellationToken cancellationToken = default) =>
-        (await cri.CallAsync((r, o) => r.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config, RuntimeHandler = runtimeHandler }, o), cancellationToken)).PodSandboxId;
-
-    public static Task StopPodSandboxAsync(this CriClient cri, string id, CancellationToken cancellationToken = default) =>
-        cri.CallAsync((r, o) => r.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }, o), cancellationToken);
-
-    public static Task RemovePodSandboxAsync(this CriClient cri, string id, CancellationToken cancellationToken = default) =>
-        cri.CallAsync((r, o) => r.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }, o), cancellationToken);
-
-    /// <summary>With <paramref name="verbose"/>, the runtime adds its own details (for containerd: the pause PID, the netns path).</summary>
-    public static Task<PodSandboxStatusResponse> PodSandboxStatusAsync(this CriClient cri, string id, bool verbose = false, CancellationToken cancellationToken = default) =>
-        cri.CallAsync((r, o) => r.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = verbose }, o), cancellationToken);
-}

@@ -1,6 +1,8 @@
 using System.Globalization;
+using Berth.E2e;
 using Berth.HostAgent.Cri;
 using Berth.HostAgent.Cri.V1;
+using Grpc.Core;
 
 // berth-node-cri: the kubelet's side of the node VM (make node-test, torture/node/). One CRI call per command,
 // on the node's containerd socket; results on stdout as plain words for the guest's shell scripts:
@@ -57,7 +59,7 @@ try
             return Usage();
     }
 }
-catch (GrpcException e)
+catch (RpcException e)
 {
     Console.Error.WriteLine($"berth-node-cri {args[0]}: {e.Message}");
     return 1;
@@ -74,11 +76,11 @@ static async Task<int> WaitAsync(CriClient cri, TimeSpan timeout)
             await cri.VersionAsync();
             return 0;
         }
-        catch (GrpcException) when (DateTime.UtcNow < until)
+        catch (RpcException) when (DateTime.UtcNow < until)
         {
             await Task.Delay(200);
         }
-        catch (GrpcException e)
+        catch (RpcException e)
         {
             Console.Error.WriteLine($"berth-node-cri wait: the runtime did not answer in {timeout.TotalSeconds:0} s: {e.Message}");
             return 1;
