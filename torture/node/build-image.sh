@@ -32,10 +32,19 @@ BASE=$OUT/base-$base_key.tar
 if [[ ! -f $BASE ]]; then
   echo "node-image: mmdebstrap of Debian 12 from $SOURCES (once; about a minute)"
   rm -f "$OUT"/base-*.tar
-  mmdebstrap --variant=minbase --mode=root --format=directory --quiet \
-    --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='Acquire::Check-Date "false"' \
-    --setup-hook='mkdir -p "$1/etc/initramfs-tools" && echo update_initramfs=no >"$1/etc/initramfs-tools/update-initramfs.conf"' \
-    --include="$PACKAGES" bookworm "$TMP/base" "$SOURCES"
+  # Twice at most: a package registry that fails one download (seen once here) should not fail the run.
+  for attempt in 1 2; do
+    if mmdebstrap --variant=minbase --mode=root --format=directory --quiet \
+      --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='Acquire::Check-Date "false"' \
+      --setup-hook='mkdir -p "$1/etc/initramfs-tools" && echo update_initramfs=no >"$1/etc/initramfs-tools/update-initramfs.conf"' \
+      --include="$PACKAGES" bookworm "$TMP/base" "$SOURCES" >"$TMP/mmdebstrap.log" 2>&1; then
+      break
+    fi
+    cat "$TMP/mmdebstrap.log" >&2
+    rm -rf "$TMP/base"
+    ((attempt < 2)) || { echo "node-image: mmdebstrap failed twice" >&2; exit 1; }
+    echo "node-image: mmdebstrap failed; once more" >&2
+  done
   tar --numeric-owner -C "$TMP/base" -cf "$BASE.tmp" .
   mv "$BASE.tmp" "$BASE"
   rm -rf "$TMP/base"
