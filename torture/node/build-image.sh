@@ -32,9 +32,12 @@ BASE=$OUT/base-$base_key.tar
 if [[ ! -f $BASE ]]; then
   echo "node-image: mmdebstrap of Debian 12 from $SOURCES (once; about a minute)"
   rm -f "$OUT"/base-*.tar
-  # Twice at most: a package registry that fails one download (seen once here) should not fail the run.
+  # Twice at most: a package registry that fails one download should not fail the run.
   for attempt in 1 2; do
+    # force-confold: the setup hook's update-initramfs.conf is a conffile of initramfs-tools, and dpkg would
+    # otherwise stop to ask about it (and fail, with no terminal).
     if mmdebstrap --variant=minbase --mode=root --format=directory --quiet \
+      --dpkgopt='force-confold' --dpkgopt='force-confdef' \
       --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='Acquire::Check-Date "false"' \
       --setup-hook='mkdir -p "$1/etc/initramfs-tools" && echo update_initramfs=no >"$1/etc/initramfs-tools/update-initramfs.conf"' \
       --include="$PACKAGES" bookworm "$TMP/base" "$SOURCES" >"$TMP/mmdebstrap.log" 2>&1; then
