@@ -24,7 +24,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-IMAGE=$(bash torture/node/build-image.sh | tee /dev/stderr | tail -n1)
+IMAGE=$(bash torture/node/build-image.sh | tee -a /dev/stderr | tail -n1)
 seed_arg() { if [[ -n ${NODE_TEST_SEED:-} ]]; then echo "--seed=$((NODE_TEST_SEED + $1))"; fi; }
 status=0
 python3 torture/node/node_test.py --image "$IMAGE" --seconds "$SECONDS_BUDGET" --script \
