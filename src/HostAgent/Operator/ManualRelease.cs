@@ -53,7 +53,7 @@ internal sealed class ManualRelease(
         if (owner is not null && !Matches(holder, owner)) return new(ReleaseStatus.Refused, $"{address} is held by {holder.Describe()}, not by {owner}: refused", holder);
 
         var evidence = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
-        if (Refusal(holder, evidence.Judge(holder), force, out var change) is { } refused) return refused;
+        if (Refusal(holder, holder.Describe(), evidence.Judge(holder), force, out var change) is { } refused) return refused;
         ReleaseOutcome Act(IStoreTransaction tx)
         {
             // Look again under the write lock: a DEL or a new ADD may have come between the check and now.
@@ -85,7 +85,7 @@ internal sealed class ManualRelease(
         if (owner is not null && owner != file.ContainerId) return new(ReleaseStatus.Refused, $"{address} is held by {Describe(file)}, not by {owner}: refused", holder);
 
         var evidence = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
-        if (Refusal(holder, evidence.Judge(holder), force, out var change) is { } refused) return refused with { Message = refused.Message.Replace(holder.Describe(), Describe(file), StringComparison.Ordinal) };
+        if (Refusal(holder, Describe(file), evidence.Judge(holder), force, out var change) is { } refused) return refused;
         var done = $"{address} in host-local's network {network} ({file.Path}), held by {Describe(file)} ({change.Detail})";
         if (dryRun) return new(ReleaseStatus.Released, "would release " + done, holder);
         if (!files.Lock(LockTimeout)) return new(ReleaseStatus.Refused, $"host-local's lock on {Path.Combine(dir, network)} stayed held for {LockTimeout.TotalSeconds:0} s: run again", holder);
@@ -105,14 +105,14 @@ internal sealed class ManualRelease(
     }
 
     /// <summary>Why a holder may not be released now (by <see cref="Liveness"/>), or null with the change to record.</summary>
-    private ReleaseOutcome? Refusal(Lease holder, (EvidenceKind Kind, string Detail) found, bool force, out Change change)
+    private ReleaseOutcome? Refusal(Lease holder, string who, (EvidenceKind Kind, string Detail) found, bool force, out Change change)
     {
         var (kind, detail) = found;
         var state = Liveness.Judge(holder.BootId != clock.BootId, kind);
         change = new Change(Reasons.Manual, "", force && state != OwnerState.Gone ? $"forced; evidence: {kind.ToString().ToLowerInvariant()}: {detail}" : $"evidence: {detail}");
         if (force || state == OwnerState.Gone) return null;
         var why = state == OwnerState.Unknown ? $"its owner cannot be checked ({detail})" : $"its owner is alive ({detail})";
-        return new(ReleaseStatus.Refused, $"{holder.Address} is held by {holder.Describe()} and {why}: refused; --force releases it anyway", holder);
+        return new(ReleaseStatus.Refused, $"{holder.Address} is held by {who} and {why}: refused; --force releases it anyway", holder);
     }
 
     private static ReleaseOutcome Free(System.Net.IPAddress address, string network) =>
