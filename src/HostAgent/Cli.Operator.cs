@@ -56,7 +56,7 @@ internal static partial class Cli
         var network = parse.GetValue(NetworkFilter);
         var evidence = await EvidenceSnapshot.GatherAsync(new NetnsProbe(), new ProcNamespaces(), Runtime(config), cancellationToken).ConfigureAwait(false);
         var rows = store.Read(tx => tx.AllLeases()).Where(l => network is null || l.Network == network)
-            .Select(l => new LeaseRow(l, HistoryEntry.BerthStore, Boot(l), Age(l), evidence.Judge(l))).ToList();
+            .Select(l => new LeaseRow(l, LeaseStores.Berth, Boot(l), Age(l), evidence.Judge(l))).ToList();
         var scan = HostLocalDirs.Scan(config.HostLocalDirs, network);
         var seen = store.Read(tx => tx.GuardedFiles()).ToDictionary(g => (g.Dir, g.Network, g.Address.ToString()));
         foreach (var file in scan.Files)
@@ -68,7 +68,7 @@ internal static partial class Cli
                 continue;
             }
             var unseen = new GuardedFile(file.Dir, file.Network, file.Address, file.ContainerId, file.IfName, "", TimeSpan.Zero, DateTimeOffset.UnixEpoch).AsLease();
-            rows.Add(new LeaseRow(unseen, $"host-local:{file.Dir}", "unseen", null, evidence.Judge(unseen)));
+            rows.Add(new LeaseRow(unseen, LeaseStores.HostLocal(file.Dir), "unseen", null, evidence.Judge(unseen)));
         }
         foreach (var w in scan.Warnings) Console.Error.WriteLine($"berth-agent: warning: {w}");
         if (parse.GetValue(JsonOption))
@@ -83,7 +83,7 @@ internal static partial class Cli
                     LeaseFields(w, lease, row.Store);
                     w.WriteString("boot", row.Boot);
                     w.WriteString("bootId", lease.BootId.Length > 0 ? lease.BootId : null);
-                    w.WriteString(row.Store == HistoryEntry.BerthStore ? "createdAt" : "firstSeenAt",
+                    w.WriteString(row.Store == LeaseStores.Berth ? "createdAt" : "firstSeenAt",
                         row.Age is null ? null : lease.CreatedAt.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
                     if (row.Age is { } age) w.WriteNumber("ageSeconds", Math.Round(age.TotalSeconds));
                     else w.WriteNull("ageSeconds");
@@ -99,15 +99,12 @@ internal static partial class Cli
             return Ok;
         }
         Console.Write(TextTable.Render(["ADDRESS", "NETWORK", "STORE", "OWNER", "AGE", "BOOT", "EVIDENCE"],
-            rows.Select(r => (IReadOnlyList<string>)[r.Lease.Address.ToString(), r.Lease.Network, StoreName(r.Store), r.Lease.Owner, r.Age is { } a ? Human(a) : "-",
+            rows.Select(r => (IReadOnlyList<string>)[r.Lease.Address.ToString(), r.Lease.Network, LeaseStores.Kind(r.Store), r.Lease.Owner, r.Age is { } a ? Human(a) : "-",
                 r.Boot, r.Evidence.Kind.ToString().ToLowerInvariant()])));
         return Ok;
     }
 
     private static string Boot(Lease lease) => lease.BootId == Clock.BootId ? "current" : "previous";
-
-    /// <summary>"berth" or "host-local", for tables; --json gives the directory too.</summary>
-    private static string StoreName(string store) => store == HistoryEntry.BerthStore ? store : "host-local";
 
     private static int History(ParseResult parse, string? ip, string? since, int limit)
     {
@@ -145,7 +142,7 @@ internal static partial class Cli
             return Ok;
         }
         Console.Write(TextTable.Render(["TIME", "ACTION", "REASON", "ACTOR", "NETWORK", "STORE", "ADDRESS", "OWNER", "DETAIL"],
-            events.Select(e => (IReadOnlyList<string>)[e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), e.Action, e.Reason, e.Actor, e.Network, StoreName(e.Store), e.Address,
+            events.Select(e => (IReadOnlyList<string>)[e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), e.Action, e.Reason, e.Actor, e.Network, LeaseStores.Kind(e.Store), e.Address,
                 e.PodName is not null ? $"{e.PodNamespace}/{e.PodName}" : $"{e.ContainerId}/{e.IfName}", e.Detail ?? ""])));
         return Ok;
     }
@@ -229,8 +226,8 @@ internal static partial class Cli
 
     private static void LeaseFields(Utf8JsonWriter w, Lease lease, string store)
     {
-        w.WriteString("store", StoreName(store));
-        if (store != HistoryEntry.BerthStore) w.WriteString("dir", store[(store.IndexOf(':') + 1)..]);
+        w.WriteString("store", LeaseStores.Kind(store));
+        if (LeaseStores.HostLocalDir(store) is { } dir) w.WriteString("dir", dir);
         w.WriteString("network", lease.Network);
         w.WriteString("address", lease.Address.ToString());
         w.WriteString("owner", lease.Owner);

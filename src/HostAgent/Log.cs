@@ -31,7 +31,7 @@ internal static class Log
             Verdict.Young => "young",
             _ => "keep",
         };
-        var store = d.Store == HistoryEntry.BerthStore ? "" : ", host-local";
+        var store = d.Store == LeaseStores.Berth ? "" : ", host-local";
         return $"{verb} {d.Lease.Address} ({d.Lease.Network}{store}, {d.Lease.Owner}): {d.Evidence.ToString().ToLowerInvariant()}: {d.Detail}";
     }
 

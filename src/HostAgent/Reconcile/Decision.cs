@@ -4,7 +4,7 @@ using Berth.Shared.Leases;
 namespace Berth.HostAgent.Reconcile;
 
 /// <summary>What a pass decided about one lease, with the evidence behind it; <see cref="Store"/> says where the lease lives (berth's store, or host-local:DIR).</summary>
-internal sealed record Decision(Lease Lease, Verdict Verdict, EvidenceKind Evidence, string Detail, int Strikes = 0, string Store = HistoryEntry.BerthStore);
+internal sealed record Decision(Lease Lease, Verdict Verdict, EvidenceKind Evidence, string Detail, int Strikes = 0, string Store = LeaseStores.Berth);
 
 /// <summary>The possible outcomes for a lease in a pass.</summary>
 internal enum Verdict

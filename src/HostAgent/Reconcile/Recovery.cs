@@ -14,7 +14,7 @@ internal sealed record RecoveryResult(string BootId, DateTimeOffset? AlreadyDone
     public string Summary => AlreadyDoneAt is { } at
         ? $"recovery already ran for boot {BootId} at {at:u}: nothing to do"
         : $"recovery for boot {BootId}: {(DryRun ? "would release" : "released")} {Released} of {Decisions.Count} earlier-boot leases"
-            + (Decisions.Any(d => d.Store != HistoryEntry.BerthStore) ? $" ({Decisions.Count(d => d.Store != HistoryEntry.BerthStore && d.Verdict == Verdict.Release)} of them host-local files)" : "");
+            + (Decisions.Any(d => d.Store != LeaseStores.Berth) ? $" ({Decisions.Count(d => d.Store != LeaseStores.Berth && d.Verdict == Verdict.Release)} of them host-local files)" : "");
 }
 
 /// <summary>

@@ -20,7 +20,7 @@ public sealed record GuardedFile(
     int Strikes = 0)
 {
     /// <summary>The history's name for host-local's store, with the directory it lives in.</summary>
-    public string Store => $"host-local:{Dir}";
+    public string Store => LeaseStores.HostLocal(Dir);
 
     /// <summary>The file as a lease, for the evidence and the liveness rule: made (first seen) in <see cref="BootId"/>.</summary>
     public Lease AsLease() => new(Network, Address, 0, "", ContainerId, IfName, "", null, null, null, null, BootId, SinceBoot, SeenAt, "host-local");

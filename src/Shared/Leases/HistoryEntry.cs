@@ -15,11 +15,7 @@ public sealed record HistoryEntry(
     string? PodNamespace,
     string? PodName,
     string? Detail,
-    string Store = HistoryEntry.BerthStore)
-{
-    /// <summary>The store of berth's own leases; host-local's are "host-local:DIR".</summary>
-    public const string BerthStore = "berth";
-}
+    string Store = LeaseStores.Berth);
 
 /// <summary>Which history rows to read: the newest <see cref="Limit"/> that match, returned oldest first.</summary>
 public sealed record HistoryFilter(string? Address = null, string? Network = null, DateTimeOffset? Since = null, int Limit = 1000);

@@ -185,7 +185,7 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
         {
             result.Add(new HistoryEntry(reader.Int64(0), DateTimeOffset.Parse(reader.Text(1), CultureInfo.InvariantCulture), reader.Text(2),
                 reader.Text(3), reader.Text(4), reader.Text(5), reader.Text(6), reader.Text(7), reader.Text(8),
-                reader.Text(9), reader.TextOrNull(10), reader.TextOrNull(11), reader.TextOrNull(12), reader.TextOrNull(13) ?? HistoryEntry.BerthStore));
+                reader.Text(9), reader.TextOrNull(10), reader.TextOrNull(11), reader.TextOrNull(12), reader.TextOrNull(13) ?? LeaseStores.Berth));
         }
         result.Reverse();
         return result;
