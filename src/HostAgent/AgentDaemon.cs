@@ -59,7 +59,8 @@ internal sealed class AgentDaemon(
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        var recovery = await Recovery.RunAsync(store, clock, netns, _guard, runtime, config.DryRun, Actor, cancellationToken).ConfigureAwait(false);
+        var recovery = await Recovery.RunAsync(store, clock, netns, _guard,
+            () => EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken), config.DryRun, Actor, cancellationToken).ConfigureAwait(false);
         Log.Recovery(logger, recovery);
         _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
         Status(recovery.Summary);

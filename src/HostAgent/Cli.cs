@@ -68,7 +68,8 @@ internal static partial class Cli
         // A node that never had a store boots cleanly: recovery creates it (and has nothing of berth's to release).
         var (config, store) = Open(parse, StoreAccess.Create);
         using var _ = store;
-        var result = await Recovery.RunAsync(store, Clock, new NetnsProbe(), HostLocalGuard.For(config, store, Clock, Actor), Runtime(config), parse.GetValue(DryRunOption) || config.DryRun, Actor, cancellationToken)
+        var result = await Recovery.RunAsync(store, Clock, new NetnsProbe(), HostLocalGuard.For(config, store, Clock, Actor),
+            () => EvidenceSnapshot.GatherAsync(new NetnsProbe(), new ProcNamespaces(), Runtime(config), cancellationToken), parse.GetValue(DryRunOption) || config.DryRun, Actor, cancellationToken)
             .ConfigureAwait(false);
         foreach (var d in result.Decisions) Console.WriteLine(Log.Line(d, result.DryRun));
         foreach (var w in result.Warnings ?? []) Console.Error.WriteLine($"berth-agent: warning: {w}");

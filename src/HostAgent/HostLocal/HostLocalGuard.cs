@@ -41,13 +41,13 @@ internal sealed class HostLocalGuard(
     /// pods up) a file never seen is recorded as first seen now and left to reconcile: a live pod's file is never
     /// deleted at boot.
     /// </summary>
-    public async Task<GuardReport> RecoverAsync(ISandboxSource runtime, bool dryRun, CancellationToken cancellationToken)
+    public async Task<GuardReport> RecoverAsync(Func<Task<EvidenceSnapshot>> gather, bool dryRun, CancellationToken cancellationToken)
     {
         var scan = HostLocalDirs.Scan(dirs);
         if (scan.Files.Count == 0) return new GuardReport([], scan.Warnings);
         var mayHaveRun = await BootProof.RuntimeMayHaveRunAsync(netnsDirs, sockets, runtimeTimeout, cancellationToken).ConfigureAwait(false);
         // Only when a runtime may be up is it worth asking (and then its answer keeps any sandbox it lists).
-        var sandboxes = mayHaveRun is null ? null : await runtime.ReadySandboxesAsync(cancellationToken).ConfigureAwait(false);
+        var evidence = mayHaveRun is null ? null : await gather().ConfigureAwait(false);
         var boot = clock.BootId;
         var decisions = new List<Decision>();
         var candidates = new List<Candidate>();
@@ -60,7 +60,7 @@ internal sealed class HostLocalGuard(
                 if (row is not null && row.SameOwner(file.ContainerId, file.IfName))
                 {
                     if (row.BootId == boot) continue;
-                    var (kind, detail) = Runtime(sandboxes, file.ContainerId);
+                    var (kind, detail) = evidence?.Judge(row.AsLease()) ?? (EvidenceKind.Unknown, "the runtime was not asked: none has run in this boot");
                     if (Liveness.Judge(earlierBoot: true, kind) == OwnerState.Alive)
                     {
                         decisions.Add(new Decision(row.AsLease(), Verdict.Keep, kind, detail, Store: row.Store));
@@ -177,14 +177,6 @@ internal sealed class HostLocalGuard(
         }
         return decisions;
     }
-
-    private static (EvidenceKind Kind, string Detail) Runtime(SandboxList? sandboxes, string containerId) => sandboxes switch
-    {
-        null => (EvidenceKind.Unknown, "the runtime was not asked: none has run in this boot"),
-        { Known: false } => (EvidenceKind.Unknown, $"the runtime could not be asked ({sandboxes.Problem}); a sandbox of an earlier boot is gone with it"),
-        _ when sandboxes.ReadyIds.Contains(containerId) => (EvidenceKind.Runtime, "the runtime lists the sandbox as ready"),
-        _ => (EvidenceKind.None, $"no ready sandbox {containerId}"),
-    };
 
     private GuardedFile Guarded(HostLocalFile file) =>
         new(file.Dir, file.Network, file.Address, file.ContainerId, file.IfName, clock.BootId, clock.SinceBoot, DateTimeOffset.UnixEpoch);

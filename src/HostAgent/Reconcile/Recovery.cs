@@ -28,12 +28,12 @@ internal sealed record RecoveryResult(string BootId, DateTimeOffset? AlreadyDone
 /// </summary>
 internal static class Recovery
 {
-    public static async Task<RecoveryResult> RunAsync(ILeaseStore store, IBootClock clock, INetnsProbe netns, HostLocalGuard? guard, ISandboxSource runtime,
-        bool dryRun, string actor, CancellationToken cancellationToken)
+    public static async Task<RecoveryResult> RunAsync(ILeaseStore store, IBootClock clock, INetnsProbe netns, HostLocalGuard? guard,
+        Func<Task<EvidenceSnapshot>> gather, bool dryRun, string actor, CancellationToken cancellationToken)
     {
         var boot = clock.BootId;
         if (store.Read(tx => tx.RecoveredAt(boot)) is { } done) return new RecoveryResult(boot, done, [], dryRun);
-        var guarded = guard is null ? GuardReport.Empty : await guard.RecoverAsync(runtime, dryRun, cancellationToken).ConfigureAwait(false);
+        var guarded = guard is null ? GuardReport.Empty : await guard.RecoverAsync(gather, dryRun, cancellationToken).ConfigureAwait(false);
         var result = Run(store, clock, netns, dryRun, actor, guarded.Decisions.Count(d => d.Verdict == Verdict.Release));
         return result.AlreadyDoneAt is not null ? result : result with { Decisions = [.. result.Decisions, .. guarded.Decisions], Warnings = guarded.Warnings };
     }

@@ -58,7 +58,7 @@ public sealed class HostLocalGuardTests : IDisposable
 
     private GuardReport Pass(bool dryRun = false) => Guard().PassAsync(Gather().Result, Gather, dryRun).GetAwaiter().GetResult();
 
-    private GuardReport Recover(bool dryRun = false) => Guard().RecoverAsync(_runtime, dryRun, default).GetAwaiter().GetResult();
+    private GuardReport Recover(bool dryRun = false) => Guard().RecoverAsync(Gather, dryRun, default).GetAwaiter().GetResult();
 
     private IReadOnlyList<HistoryEntry> Releases() => [.. _store.Query(q => q.History(new HistoryFilter())).Where(e => e.Action == "release")];
 
