@@ -36,8 +36,8 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
             {
                 throw new CniException(ErrorCodes.InvalidEnvironment, $"unknown CNI_COMMAND \"{ConfigParser.Clip(command)}\": expected ADD, DEL, CHECK, GC, STATUS or VERSION");
             }
-            using var document = ConfigParser.ParseDocument(input);
-            var requested = document.RootElement.TryGetProperty("cniVersion", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            var config = ConfigParser.ParseObject(input);
+            var requested = config.TryGetProperty("cniVersion", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
             if (!CniVersion.IsSupported(requested))
             {
                 throw new CniException(ErrorCodes.IncompatibleVersion,
@@ -49,7 +49,7 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
             {
                 throw new CniException(ErrorCodes.IncompatibleVersion, $"config version {version} does not allow {command} (it needs {minimum} or later)");
             }
-            var request = Validate(command, version, document.RootElement);
+            var request = Validate(command, version, config);
             var verbs = new Verbs(services, stdout);
             switch (command)
             {
@@ -128,8 +128,9 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
     {
         try
         {
-            using var document = JsonDocument.Parse(input, new JsonDocumentOptions { MaxDepth = 32 });
-            return document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("cniVersion", out var v)
+            var reader = new Utf8JsonReader(input, new JsonReaderOptions { MaxDepth = 32 });
+            var root = JsonElement.ParseValue(ref reader);
+            return root.ValueKind == JsonValueKind.Object && root.TryGetProperty("cniVersion", out var v)
                 && v.ValueKind == JsonValueKind.String && CniVersion.IsSupported(v.GetString()) ? v.GetString() : null;
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException)
@@ -138,24 +139,13 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
         }
     }
 
-    /// <summary>VERSION answers even without a config; the result's cniVersion echoes a supported request.</summary>
+    /// <summary>
+    /// VERSION answers even without a config (no config, not JSON, a cniVersion that is not UTF-8); the result's
+    /// cniVersion echoes a supported request.
+    /// </summary>
     private int Version(byte[] input)
     {
-        var version = CniVersion.Latest;
-        try
-        {
-            using var document = JsonDocument.Parse(input);
-            if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("cniVersion", out var v)
-                && v.ValueKind == JsonValueKind.String && CniVersion.IsSupported(v.GetString()))
-            {
-                version = v.GetString()!;
-            }
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
-        {
-            // No config, not JSON, or a cniVersion that is not UTF-8: VERSION is answered all the same.
-        }
-        Results.WriteVersion(stdout, version);
+        Results.WriteVersion(stdout, ReadableVersion(input) ?? CniVersion.Latest);
         stdout.Flush();
         return 0;
     }

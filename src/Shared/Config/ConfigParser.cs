@@ -21,7 +21,7 @@ public static class ConfigParser
     private const int MaxRangesPerSet = 64;
 
     /// <summary>Parses stdin as a JSON object; error 6 when it is not one.</summary>
-    public static JsonDocument ParseDocument(ReadOnlyMemory<byte> stdin)
+    public static JsonElement ParseObject(ReadOnlyMemory<byte> stdin)
     {
         // The JSON reader checks the structure but not the bytes inside strings: text that is not UTF-8 would
         // only fail later, as an internal error, where a value is read.
@@ -29,26 +29,29 @@ public static class ConfigParser
         {
             throw new CniException(ErrorCodes.DecodingFailure, "stdin is not valid UTF-8: the runtime must pass the network config as JSON text");
         }
-        JsonDocument doc;
+        JsonElement root;
         try
         {
-            doc = JsonDocument.Parse(stdin, new JsonDocumentOptions { MaxDepth = 32 });
+            // An element that owns plain arrays, not a JsonDocument renting from the shared array pool: the pool's
+            // first use costs a short-lived plugin process a calibration of its CPU-number cache.
+            var reader = new Utf8JsonReader(stdin.Span, new JsonReaderOptions { MaxDepth = 32 });
+            root = JsonElement.ParseValue(ref reader);
+            // Anything after the value (a second value, stray characters) fails here, as JsonDocument.Parse would.
+            reader.Read();
         }
         catch (JsonException e)
         {
             throw new CniException(ErrorCodes.DecodingFailure, "stdin is not valid JSON: the runtime must pass the network config", e.Message);
         }
-        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        if (root.ValueKind != JsonValueKind.Object)
         {
-            doc.Dispose();
             throw new CniException(ErrorCodes.DecodingFailure, "stdin is not a JSON object: the runtime must pass the network config");
         }
-        if (!IsText(doc.RootElement))
+        if (!IsText(root))
         {
-            doc.Dispose();
             throw new CniException(ErrorCodes.DecodingFailure, "stdin holds a string that is not Unicode text (an unpaired \\uD800-\\uDFFF escape): the runtime must pass the network config");
         }
-        return doc;
+        return root;
     }
 
     /// <summary>

@@ -83,7 +83,7 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
 
     public DateTimeOffset? RecoveredAt(string bootId) =>
         Command("SELECT recovered_at FROM boots WHERE boot_id = $b", ("$b", bootId)) is var q && q.Step() && !q.IsNull(0)
-            ? DateTimeOffset.Parse(q.Text(0), CultureInfo.InvariantCulture)
+            ? ParseTimestamp(q.Text(0))
             : null;
 
     public void RecordRecovery(string bootId, int released) =>
@@ -114,7 +114,7 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
             // A row this build did not write (a damaged or edited store) is skipped, not trusted.
             if (!IPAddress.TryParse(reader.Text(2), out var address)) continue;
             result.Add(new GuardedFile(reader.Text(0), reader.Text(1), address, reader.Text(3), reader.Text(4), reader.Text(5),
-                TimeSpan.FromTicks(reader.Int64(6) / 100), DateTimeOffset.Parse(reader.Text(7), CultureInfo.InvariantCulture), (int)reader.Int64(8)));
+                TimeSpan.FromTicks(reader.Int64(6) / 100), ParseTimestamp(reader.Text(7)), (int)reader.Int64(8)));
         }
         return result;
     }
@@ -183,7 +183,7 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
             """, ("$a", filter.Address), ("$n", filter.Network), ("$s", filter.Since is { } since ? Timestamp(since) : null), ("$l", filter.Limit));
         while (reader.Step())
         {
-            result.Add(new HistoryEntry(reader.Int64(0), DateTimeOffset.Parse(reader.Text(1), CultureInfo.InvariantCulture), reader.Text(2),
+            result.Add(new HistoryEntry(reader.Int64(0), ParseTimestamp(reader.Text(1)), reader.Text(2),
                 reader.Text(3), reader.Text(4), reader.Text(5), reader.Text(6), reader.Text(7), reader.Text(8),
                 reader.Text(9), reader.TextOrNull(10), reader.TextOrNull(11), reader.TextOrNull(12), reader.TextOrNull(13) ?? LeaseStores.Berth));
         }
@@ -273,10 +273,21 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
         PodUid: r.TextOrNull(10),
         BootId: r.Text(11),
         SinceBoot: TimeSpan.FromTicks(r.Int64(12) / 100),
-        CreatedAt: DateTimeOffset.Parse(r.Text(13), CultureInfo.InvariantCulture),
+        CreatedAt: ParseTimestamp(r.Text(13)),
         Origin: r.Text(14));
 
-    internal static string Timestamp(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+    private const string TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+
+    internal static string Timestamp(DateTimeOffset at) => at.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Reads what <see cref="Timestamp"/> wrote with the exact parser (the general one costs each plugin process
+    /// a tokenizer), and anything else a store may hold with the general one.
+    /// </summary>
+    internal static DateTimeOffset ParseTimestamp(string text) =>
+        DateTimeOffset.TryParseExact(text, TimestampFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)
+            ? at
+            : DateTimeOffset.Parse(text, CultureInfo.InvariantCulture);
 
     /// <summary>Statements are prepared once per transaction and run again with new parameter values.</summary>
     private SqliteStatement Command(string sql, params (string Name, object? Value)[] parameters)
