@@ -160,6 +160,10 @@ kill -TERM "$agent_pid"; wait "$agent_pid" || true
 if [[ $quick != 1 ]]; then exec {runtime_in}>&- {runtime_out}<&-; wait "${pids[0]}" || true; fi
 pids=()
 
+# Full run only: one ADD and one DEL of each plugin cut into phases from exec to exit (bench/breakdown.py).
+breakdown=""
+if [[ $quick != 1 ]]; then breakdown=$(python3 bench/breakdown.py "$berth" "$host_local" "$work" "$ns" 100) || exit 1; fi
+
 # BenchmarkDotNet, full run only: what the allocator and the store cost inside the process.
 micro=""
 if [[ $quick != 1 ]]; then
@@ -244,6 +248,10 @@ mkdir -p "$out"
   for n in $rss_sizes; do echo "| peak RSS of one ADD, $n leases | $(mib "${rss_add[berth,$n]}") MiB | $(mib "${rss_add[host-local,$n]}") MiB |"; done
   echo
   echo "berth-agent: $(size "$agent") MiB."
+  echo
+  echo "## Where one call's time goes (bench/breakdown.py)"
+  echo
+  echo "${breakdown:-Not run with BENCH_QUICK=1.}"
   echo
   echo "## Micro-benchmarks (BenchmarkDotNet, bench/Berth.Benchmarks)"
   echo
