@@ -6,7 +6,8 @@ namespace Berth.HostAgent;
 /// <summary>
 /// /etc/berth/agent.json. Every key is optional; no file at the default path means every default. A file
 /// that is not valid, or a key that is unknown or of the wrong type, is an error naming it: a typo in a
-/// setting that decides what gets released must not pass silently.
+/// setting that decides what gets released must not pass silently. Not the configuration binder: its JSON
+/// provider turns every value into a string and [] into nothing (docs/design.md has what was measured).
 /// </summary>
 internal sealed record AgentConfig
 {

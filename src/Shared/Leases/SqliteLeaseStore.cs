@@ -19,6 +19,13 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
 
     private readonly SqliteDb _db;
 
+    /// <summary>
+    /// One connection, and a transaction belongs to it, not to a thread: the agent's metrics page reads while a
+    /// reconcile pass writes, so transactions on it take turns here (after a writer has its flock, so a reader never
+    /// waits for the writers' line).
+    /// </summary>
+    private readonly Lock _turn = new();
+
     private SqliteLeaseStore(string path, SqliteDb db, StoreOptions options)
     {
         Path = path;
@@ -151,6 +158,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
 
     private T Run<T>(Func<IStoreTransaction, T> work, string begin, bool commit)
     {
+        using var turn = _turn.EnterScope();
         try
         {
             _db.Execute(begin);
@@ -194,6 +202,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
         {
             return;
         }
+        using var turn = _turn.EnterScope();
         raw.sqlite3_busy_timeout(_db.Handle, 0);
         // Deliberately ignored: a busy result means readers are active; the commit itself is already durable.
         _ = raw.sqlite3_wal_checkpoint_v2(_db.Handle, null, raw.SQLITE_CHECKPOINT_TRUNCATE, out _, out _);

@@ -160,6 +160,35 @@ public sealed class SqliteLeaseStoreTests : IDisposable
         Assert.Equal(before, File.ReadAllBytes(StorePath));
     }
 
+    /// <summary>
+    /// The agent's metrics page reads the store from another thread while a reconcile pass writes it: a transaction
+    /// belongs to the connection, not the thread, so the two must take turns or one fails ("cannot start a
+    /// transaction within a transaction") and may end the other's.
+    /// </summary>
+    [Fact]
+    public async Task Reads_on_one_thread_and_writes_on_another_take_turns_on_the_one_connection()
+    {
+        using var store = Open();
+        const int Rounds = 300;
+
+        var writer = Task.Run(() =>
+        {
+            for (var i = 0; i < Rounds; i++)
+            {
+                store.Write(tx => { tx.Add(LeaseOf("10.0.0.9"), Added); return 0; });
+                store.Write(tx => tx.Release(LeaseOf("10.0.0.9"), new Change(Reasons.CniDel, "test")));
+            }
+        });
+        var reader = Task.Run(() =>
+        {
+            for (var i = 0; i < Rounds * 4; i++) Assert.InRange(store.Query(q => q.LeasesByBoot("boot-a")).Current, 0, 1);
+        });
+        await Task.WhenAll(writer, reader);
+
+        Assert.Equal((0L, 0L), store.Query(q => q.LeasesByBoot("boot-a")));
+        Assert.Equal(Rounds * 2, store.Scalar("SELECT count(*) FROM history"));
+    }
+
     [Fact]
     public void Opening_without_create_does_not_make_a_store()
     {
