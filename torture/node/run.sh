@@ -48,7 +48,7 @@ if ((status != 0)) || ! grep -qE '^SUMMARY .*violations=0$' "$WORK/node.out"; th
   failed=1
 fi
 if [[ ${NODE_TEST_CONTROL:-1} != 0 ]]; then
-  if ((control != 0)) || ! grep -qE '^CONTROL .*violations=[1-9].* leaked=[1-9]' "$WORK/control.out"; then
+  if ((control != 0)) || ! grep -qE '^CONTROL .*violations=[1-9].* leaked=[1-9][0-9]* leaked_host_local=[1-9]' "$WORK/control.out"; then
     echo "node-test: FAILED: the negative control (berth-recover.service masked) was not caught"
     failed=1
   else
