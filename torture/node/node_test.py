@@ -223,6 +223,9 @@ def main():
             # pods are created again, before that boot's own checks ("first"), or once the checks passed, while
             # pods are stopped and created ("pod"), while the agent reconciles ("reconcile") or anywhere in the churn.
             plan = rng.choices(["boot", "first", "pod", "reconcile", "storm"], [0.1, 0.15, 0.3, 0.2, 0.25])[0]
+            if once and not args.control:
+                # The package's life and the operator's script happen once per run: their boot is not cut before.
+                plan = rng.choices(["pod", "reconcile", "storm"], [0.4, 0.3, 0.3])[0]
             if args.control:
                 # The leak shows when containerd starts (POST-END): no need to go on once it did.
                 if boot_no > 1 and vm.wait_for("POST-END", args.timeout, feed) \
