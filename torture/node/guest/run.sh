@@ -156,7 +156,11 @@ say "FIRST $first uptime=$(cut -d' ' -f1 /proc/uptime)"
 check_pods_leased first
 check_agent boot
 check_health boot
-[ "$(param package 0)" = 1 ] && package_life && check_pods_leased package
+# Once: the kernel command line stays the same after the operator's script resets the node (sysrq b).
+if [ "$(param package 0)" = 1 ] && ! [ -e /var/lib/berth-node/package-life.done ]; then
+  package_life && check_pods_leased package
+  mkdir -p /var/lib/berth-node && touch /var/lib/berth-node/package-life.done && sync
+fi
 # berth.node.script=1: the operator's scripts/power-cut-node.sh, as on a physical node: leases through berth,
 # its check armed as a unit, then sysrq b. Once: after the reset its unit leaves its report, and the churn runs.
 # Its store is its own, as on a physical node (the host's checks read it too, lib.sh's dump): with the node's
