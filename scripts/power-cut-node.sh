@@ -8,7 +8,9 @@
 #   power-cut-node.sh disarm       remove the unit and the plan without checking
 #
 # make node-test runs exactly this, once, in its Debian node VM under systemd (torture/node/guest/run.sh,
-# with POWER_CUT_DATA_DIR=/var/lib/berth), and counts the RESULT line of the check; docs/reliability.md.
+# with its own store as here and POWER_CUT_LEASES=6), and counts the RESULT line of the check;
+# docs/reliability.md. Keep the store its own: given the node's, its recover (with this script's config) would
+# mark the node's boot recovered, and berth-recover.service would then skip the node's own recovery.
 #
 # After the reset, the unit (ordered before berth-recover.service and any container runtime) checks:
 #   - SQLite's integrity check of the store is ok;

@@ -230,10 +230,10 @@ class Vm:
     memory and accelerator."""
 
     def __init__(self, work, append, drive_args, serial_log, kernel=None, initrd=None, memory="384", accel="tcg",
-                 cpu="qemu64,+rdrand"):
+                 cpu="qemu64,+rdrand", smp=1):
         self.qmp_path = os.path.join(work, "qmp.sock")
         cmd = ["qemu-system-x86_64", "-machine", f"q35,accel={accel}", "-cpu", cpu, "-m", memory,
-               "-smp", "1", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
+               "-smp", str(smp), "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                "-kernel", kernel or os.path.join(GUEST, "kernel", "vmlinux"),
                "-initrd", initrd or os.path.join(GUEST, "initramfs.cpio"),
@@ -242,6 +242,7 @@ class Vm:
                                      stderr=subprocess.STDOUT, start_new_session=True)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.buf = b""
+        self.pending = []  # complete lines read but not yet handed out (after the line wait_for stopped at)
         self.serial_log = serial_log
         self.qmp = None
 
@@ -276,6 +277,9 @@ class Vm:
 
     def lines(self, timeout):
         """Complete serial lines that arrive within TIMEOUT seconds (returns at the first batch)."""
+        if self.pending:
+            out, self.pending = self.pending, []
+            return out
         fd = self.proc.stdout.fileno()
         r, _, _ = select.select([fd], [], [], max(0.0, timeout))
         if not r:
@@ -301,12 +305,13 @@ class Vm:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
-            for text in self.lines(deadline - time.monotonic()):
+            batch = self.lines(deadline - time.monotonic())
+            for i, text in enumerate(batch):
                 feed([text])
-                if text.startswith("T:" + tag):
-                    return True
-                if text.startswith("T:HALT"):
-                    return False
+                if text.startswith("T:" + tag) or text.startswith("T:HALT"):
+                    # The lines read after it in the same batch are the caller's next ones, not lost.
+                    self.pending = batch[i + 1:] + self.pending
+                    return text.startswith("T:" + tag)
         return False
 
     def run_until(self, deadline, feed):
@@ -318,7 +323,7 @@ class Vm:
         """After the guest can no longer write: every complete line still in the pipe. A partial last line
         (cut mid-write) is dropped: it was never fully printed, so it acknowledges nothing."""
         fd = self.proc.stdout.fileno()
-        out = self._read_available(fd)
+        out, self.pending = self.pending + self._read_available(fd), []
         if self.buf:
             self.serial_log.write(b"\n[host: partial line dropped at the cut]\n")
         self.buf = b""
@@ -336,13 +341,14 @@ class Vm:
         if partial:
             self.serial_log.write(b"\n[host: partial line dropped at the cut]\n")
         self.buf = b""
+        complete_lines, self.pending = self.pending + [c.decode("utf-8", "replace").rstrip("\r") for c in complete], []
         if self.qmp:
             try:
                 self.qmp.close()
             except OSError:
                 pass
             self.qmp = None
-        return [c.decode("utf-8", "replace").rstrip("\r") for c in complete]
+        return complete_lines
 
 
 # ---------------------------------------------------------------------------------------------------------

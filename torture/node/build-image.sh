@@ -80,7 +80,11 @@ rm -rf "$R"/var/cache/apt/* "$R"/var/lib/apt/lists/*   # the downloaded packages
 # runtime's config, berth's network. The network list is the one place that says which CNI networks pods join.
 mkdir -p "$R/opt/cni/bin" "$R/etc/cni/net.d" "$R/etc/containerd"
 for plugin in bridge loopback host-local; do ln -sf "/usr/lib/cni/$plugin" "$R/opt/cni/bin/$plugin"; done
-NETWORKS=("10-berth|berth-node|bridge|berth0|berth|10.77.0.0/24")   # file|name|type|bridge|ipam|subnet
+# file|name|type|bridge|ipam|subnet. containerd's CRI attaches every pod to each of the first max_conf_num
+# networks (go-cni: eth0, eth1, ...): berth's network is the pod's eth0 (its address in PodSandboxStatus), and a
+# network on Debian's host-local IPAM, as RKE2's Canal keeps it, is its eth1, guarded by berth-agent (hostLocal.dirs:
+# /var/lib/cni/networks by default). docs/reliability.md, "A whole node", says why this way.
+NETWORKS=("10-berth|berth-node|bridge|berth0|berth|10.77.0.0/24" "20-hostlocal|hostlocal-node|bridge|hl0|host-local|10.78.0.0/24")
 for net in "${NETWORKS[@]}"; do
   IFS='|' read -r file name type bridge ipam subnet <<<"$net"
   cat >"$R/etc/cni/net.d/$file.conflist" <<JSON
@@ -113,6 +117,7 @@ sed -i 's/^Version: \(.*\)$/Version: \1+node1/' "$TMP/next/DEBIAN/control"
 mkdir -p "$R/usr/local/share/berth-node"
 dpkg-deb --root-owner-group -b "$TMP/next" "$R/usr/local/share/berth-node/berth-next.deb" >/dev/null
 cp "$PAUSE" "$R/usr/local/share/berth-node/pause-image.tar"
+echo "$pause_name" >"$R/usr/local/share/berth-node/pause-image.name"
 
 # The test's guest side.
 install -m 0755 "$CRI_CLIENT" "$R/usr/local/bin/berth-node-cri"
@@ -125,7 +130,16 @@ chroot "$R" systemctl enable --quiet berth-node-pre.service berth-node-post.serv
 # would run maintenance in the middle of a test, a volatile journal (the checks read this boot's only).
 chroot "$R" systemctl mask --quiet getty@tty1.service serial-getty@ttyS0.service console-getty.service \
   apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer dpkg-db-backup.timer \
-  man-db.timer systemd-logind.service 2>/dev/null || true
+  man-db.timer systemd-logind.service systemd-tmpfiles-clean.timer 2>/dev/null || true
+# No udev: nothing on this node needs it (the initrd mounted the disk; the bridge, veth and netns that CNI makes
+# need netlink and the kernel's module autoloading, not udev), and under emulation udev's coldplug took 10-20 s of
+# every boot while dev-vda.device waited for it. Nor the mounts, first-boot and update units a test node never uses.
+chroot "$R" systemctl mask --quiet systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+  systemd-udev-trigger.service systemd-udev-settle.service systemd-hwdb-update.service \
+  dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount \
+  sys-fs-fuse-connections.mount proc-sys-fs-binfmt_misc.automount systemd-binfmt.service systemd-pstore.service \
+  systemd-firstboot.service systemd-journal-catalog-update.service systemd-update-done.service ldconfig.service \
+  systemd-update-utmp.service systemd-update-utmp-runlevel.service 2>/dev/null || true
 mkdir -p "$R/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\n' >"$R/etc/systemd/journald.conf.d/berth-node.conf"
 # The initrd mounted the root read-write; an fstab line for it would make local-fs.target (and with it

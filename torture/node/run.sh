@@ -27,7 +27,10 @@ trap 'exit 143' TERM
 IMAGE=$(bash torture/node/build-image.sh | tee -a /dev/stderr | tail -n1)
 seed_arg() { if [[ -n ${NODE_TEST_SEED:-} ]]; then echo "--seed=$((NODE_TEST_SEED + $1))"; fi; }
 status=0
-python3 torture/node/node_test.py --image "$IMAGE" --seconds "$SECONDS_BUDGET" --script \
+# The operator's script (once, on the first boot) with a budget of 5 minutes or more: the short form of make test
+# makes one cut after the package's life.
+script=; if ((SECONDS_BUDGET >= 300)); then script=--script; fi
+python3 torture/node/node_test.py --image "$IMAGE" --seconds "$SECONDS_BUDGET" $script \
   --work "$WORK/node" $(seed_arg 0) | tee "$WORK/node.out" &
 CHILD=$!
 wait "$CHILD" || status=$?
@@ -48,7 +51,7 @@ if ((status != 0)) || ! grep -qE '^SUMMARY .*violations=0$' "$WORK/node.out"; th
   failed=1
 fi
 if [[ ${NODE_TEST_CONTROL:-1} != 0 ]]; then
-  if ((control != 0)) || ! grep -qE '^CONTROL .*violations=[1-9].* leaked=[1-9]' "$WORK/control.out"; then
+  if ((control != 0)) || ! grep -qE '^CONTROL .*violations=[1-9].* leaked=[1-9][0-9]* leaked_host_local=[1-9]' "$WORK/control.out"; then
     echo "node-test: FAILED: the negative control (berth-recover.service masked) was not caught"
     failed=1
   else

@@ -13,6 +13,7 @@ internal static class HostLocalDirs
     public static HostLocalScan Scan(IEnumerable<string> dirs, string? onlyNetwork = null)
     {
         var files = new List<HostLocalFile>();
+        var emptied = new List<HostLocalFile>();
         var cursors = new List<HostLocalCursor>();
         var warnings = new List<string>();
         var unread = new HashSet<string>(StringComparer.Ordinal);
@@ -30,7 +31,7 @@ internal static class HostLocalDirs
                 try
                 {
                     using var net = HostLocalNetwork.Open(dir, network);
-                    net.Scan(files, cursors, warnings);
+                    net.Scan(files, cursors, warnings, emptied);
                 }
                 catch (HostLocalException e)
                 {
@@ -41,7 +42,7 @@ internal static class HostLocalDirs
                 }
             }
         }
-        return new HostLocalScan(files, cursors, warnings, unread);
+        return new HostLocalScan(files, cursors, warnings, unread, emptied);
     }
 
     /// <summary>The network directories' names under <paramref name="dir"/>: none when it does not exist, null when it cannot be read.</summary>

@@ -44,7 +44,7 @@ internal sealed class HostLocalGuard(
     public async Task<GuardReport> RecoverAsync(Func<Task<EvidenceSnapshot>> gather, bool dryRun, CancellationToken cancellationToken)
     {
         var scan = HostLocalDirs.Scan(dirs);
-        if (scan.Files.Count == 0) return new GuardReport([], scan.Warnings);
+        if (scan.Files.Count == 0 && scan.EmptyFiles.Count == 0) return new GuardReport([], scan.Warnings);
         var mayHaveRun = await BootProof.RuntimeMayHaveRunAsync(netnsDirs, sockets, runtimeTimeout, cancellationToken).ConfigureAwait(false);
         // Only when a runtime may be up is it worth asking (and then its answer keeps any sandbox it lists).
         var evidence = mayHaveRun is null ? null : await gather().ConfigureAwait(false);
@@ -83,6 +83,18 @@ internal sealed class HostLocalGuard(
         }
         _ = dryRun ? store.Rehearse(Sweep) : store.Write(Sweep);
         var warnings = scan.Warnings.ToList();
+        // An empty file names no owner: host-local's write of an earlier boot that a power cut kept without its data
+        // (host-local never syncs). host-local takes its address for reserved forever and no DEL ever matches it.
+        // Only with the proof that no runtime has run in this boot is it certainly not a file being written now.
+        if (mayHaveRun is null)
+        {
+            foreach (var file in scan.EmptyFiles)
+            {
+                candidates.Add(new Candidate(file, Guarded(file), new Reason(Reasons.HostLocalBootRecovery,
+                    "empty, it names no owner (a write of an earlier boot that a power cut kept without its data); no runtime has run in this boot", EvidenceKind.None)));
+                warnings.RemoveAll(w => w.StartsWith(file.Path + ": ", StringComparison.Ordinal));
+            }
+        }
         decisions.AddRange(Release(candidates, dryRun, warnings));
         return new GuardReport(decisions, warnings);
     }

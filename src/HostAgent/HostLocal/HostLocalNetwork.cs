@@ -78,7 +78,7 @@ internal sealed partial class HostLocalNetwork : IDisposable
     }
 
     /// <summary>Reads the directory: lease files, cursors, and a warning for everything else that is not host-local's.</summary>
-    public void Scan(List<HostLocalFile> files, List<HostLocalCursor> cursors, List<string> warnings)
+    public void Scan(List<HostLocalFile> files, List<HostLocalCursor> cursors, List<string> warnings, List<HostLocalFile>? emptied = null)
     {
         foreach (var name in Names())
         {
@@ -99,14 +99,22 @@ internal sealed partial class HostLocalNetwork : IDisposable
             }
             var (lease, problem) = ReadLease(address);
             if (lease is not null) files.Add(lease);
-            else warnings.Add($"{System.IO.Path.Combine(Path, name)}: {problem}; skipped");
+            else
+            {
+                if (problem == EmptyFile) emptied?.Add(new HostLocalFile(Dir, Network, address, "", ""));
+                warnings.Add($"{System.IO.Path.Combine(Path, name)}: {problem}; skipped");
+            }
         }
     }
+
+    /// <summary>Why an empty lease file is skipped: it names no owner (a power cut can leave host-local's new file so).</summary>
+    public const string EmptyFile = "empty: names no container (host-local's write did not reach the disk before a power cut?)";
 
     /// <summary>The lease file of an address as it is now, or null with why it is not a lease file (gone, damaged, not a file).</summary>
     public (HostLocalFile? Lease, string Problem) ReadLease(IPAddress address)
     {
         if (ReadText(address.ToString(), out var text) is { } problem) return (null, problem);
+        if (text.Length == 0) return (null, EmptyFile);
         // "ID\r\nifname" since host-local 0.8; only "ID" before.
         var lines = text.Split('\n');
         var id = lines[0].TrimEnd('\r');
@@ -154,8 +162,10 @@ internal sealed partial class HostLocalNetwork : IDisposable
     public bool DeleteIfSame(HostLocalFile expected)
     {
         if (!_locked) throw new InvalidOperationException("host-local's lock is not held");
-        var (now, _) = ReadLease(expected.Address);
-        if (now is null || now.ContainerId != expected.ContainerId || now.IfName != expected.IfName) return false;
+        var (now, problem) = ReadLease(expected.Address);
+        // An empty file (ContainerId "") is deleted only while it is still empty.
+        if (expected.ContainerId.Length == 0 ? problem != EmptyFile
+            : now is null || now.ContainerId != expected.ContainerId || now.IfName != expected.IfName) return false;
         // unlinkat never follows the name, and refuses a directory.
         if (unlinkat(_fd, expected.Address.ToString(), 0) != 0)
         {

@@ -1,11 +1,16 @@
 #!/bin/bash
-# berth-node-pre.service, before berth-recover.service: the boot ID and the store exactly as the cut left it.
+# berth-node-pre.service, before berth-recover.service: the boot ID and the stores (berth's and host-local's
+# files) exactly as the cut left them.
 . /usr/local/lib/berth-node/lib.sh
-say "BOOT $(cat /proc/sys/kernel/random/boot_id) mode=node uptime=$(cut -d' ' -f1 /proc/uptime)"
+boot=$(cat /proc/sys/kernel/random/boot_id)
+say "BOOT $boot mode=node uptime=$(cut -d' ' -f1 /proc/uptime)"
 dump pre
-# For berth-node-post.service: the leases recovery may release, and nothing else.
+# For berth-node-post.service: the leases recovery may release, and nothing else. No runtime has run in this
+# boot yet, so every host-local file is of an earlier boot.
 mkdir -p /run/berth-node
-[ -f $DB ] && query "SELECT container_id, address FROM leases WHERE boot_id != '$(cat /proc/sys/kernel/random/boot_id)' ORDER BY 1, 2;" \
+[ -f $DB ] && query "SELECT container_id, address FROM leases WHERE boot_id != '$boot' ORDER BY 1, 2;" \
   >/run/berth-node/earlier-boot.leases
+hostlocal_now >/run/berth-node/earlier-boot.hostlocal
+say "HOSTLOCAL pre $(grep -c . /run/berth-node/earlier-boot.hostlocal) files"
 say PRE-END
 say RECOVER-START

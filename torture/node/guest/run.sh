@@ -7,9 +7,9 @@
 #      metrics on 127.0.0.1:9617;
 #   3. with berth.node.package=1: the package's life (upgrade with pods running, dpkg -r, install again);
 #   4. STORM-START, then pods stopped and created again at random, and reconcile passes, until the cut.
-# Pods are named pod-1..pod-N (berth.node.pods, default 3): the same names every boot, as a kubelet keeps them.
+# Pods are named pod-1..pod-N (berth.node.pods, default 2): the same names every boot, as a kubelet keeps them.
 . /usr/local/lib/berth-node/lib.sh
-PODS=$(param pods 3)
+PODS=$(param pods 2)
 SHARE=/usr/local/share/berth-node
 STATE=/run/berth-node   # tmpfs: which sandbox each pod has in this boot
 mkdir -p $STATE
@@ -53,31 +53,46 @@ stop_pod() { # NAME: StopPodSandbox + RemovePodSandbox (the runtime's two DELs)
   fi
 }
 
-check_pods_leased() { # WHEN: every ready pod's address is a lease of its sandbox; no address held twice
-  local ready leases bad="" id name ip dup
+check_pods_leased() { # WHEN: every ready pod's address is a lease of its sandbox; no address held twice; the same
+  # for host-local's network (the pod's eth1): each ready pod holds exactly one file there, and no file is held
+  # by anything but a ready pod (its files of the earlier boot are gone, and stopped pods took theirs).
+  local ready leases hl bad="" id name ip dup n
   ready=$($CRI ready 2>&1) || { check "pods-leased-$1" FAIL "berth-node-cri ready: $ready"; return; }
-  leases=$(leases_now)
+  leases=$(leases_now) hl=$(hostlocal_now)
   while read -r id name ip; do
     [ -n "$id" ] || continue
     grep -q "^$id [^ ]* $ip\$" <<<"$leases" || bad="$bad $name=$ip"
+    n=$(grep -c "^$id " <<<"$hl")
+    [ "$n" = 1 ] || bad="$bad $name:host-local-files=$n"
   done <<<"$ready"
-  if [ -z "$bad" ]; then check "pods-leased-$1" ok "$(grep -c . <<<"$ready") ready pods"; else check "pods-leased-$1" FAIL "not leased to their sandbox:$bad"; fi
-  dup=$(awk '{ print $2, $3 }' <<<"$leases" | sort | uniq -d | tr '\n' ' ')
+  n=$(awk 'NR == FNR { if ($1) ready[$1] = 1; next } $1 && !($1 in ready) { print $2 "/" $3 "=" $1 }' <(echo "$ready") <(echo "$hl") | tr '\n' ' ')
+  [ -z "$n" ] || bad="$bad host-local files of no ready pod: $n"
+  if [ -z "$bad" ]; then
+    check "pods-leased-$1" ok "$(grep -c . <<<"$ready") ready pods, each with its berth lease and one host-local file"
+  else
+    check "pods-leased-$1" FAIL "$bad"
+  fi
+  dup=$( { awk '{ print $2, $3 }' <<<"$leases"; awk '{ print $2, $3 }' <<<"$hl"; } | sort | uniq -d | tr '\n' ' ')
   if [ -z "$dup" ]; then check "no-double-$1" ok; else check "no-double-$1" FAIL "held twice: $dup"; fi
 }
 
-agent_prop() { systemctl show -P "$1" berth-agent.service; }
-
 check_agent() { # WHEN
-  local state sub journal
-  state=$(agent_prop ActiveState) sub=$(agent_prop SubState)
+  local journal ActiveState SubState StatusText WatchdogTimestampMonotonic ActiveEnterTimestampMonotonic
+  agent_show() { # one systemctl call for every property the checks read
+    local key value
+    while IFS='=' read -r key value; do
+      [ -n "$key" ] && printf -v "$key" '%s' "$value"
+    done < <(systemctl show -p ActiveState,SubState,StatusText,WatchdogTimestampMonotonic,ActiveEnterTimestampMonotonic berth-agent.service)
+  }
+  agent_show
   # Type=notify: the unit is active only once the agent sent READY=1.
-  if [ "$state/$sub" = active/running ]; then check "agent-ready-$1" ok; else check "agent-ready-$1" FAIL "berth-agent.service is $state/$sub: $(agent_prop StatusText)"; fi
+  if [ "$ActiveState/$SubState" = active/running ]; then check "agent-ready-$1" ok; else check "agent-ready-$1" FAIL "berth-agent.service is $ActiveState/$SubState: $StatusText"; fi
   # WATCHDOG=1 moves the unit's watchdog timestamp past the moment it became active.
-  if wait_for 30 "a watchdog ping" test "$(agent_prop WatchdogTimestampMonotonic)" -gt "$(agent_prop ActiveEnterTimestampMonotonic)"; then
+  watchdog_seen() { agent_show; [ "${WatchdogTimestampMonotonic:-0}" -gt "${ActiveEnterTimestampMonotonic:-0}" ]; }
+  if wait_for 30 "a watchdog ping" watchdog_seen; then
     check "agent-watchdog-$1" ok
   else
-    check "agent-watchdog-$1" FAIL "no WATCHDOG=1 since it became active ($(agent_prop WatchdogTimestampMonotonic) <= $(agent_prop ActiveEnterTimestampMonotonic))"
+    check "agent-watchdog-$1" FAIL "no WATCHDOG=1 since it became active ($WatchdogTimestampMonotonic <= $ActiveEnterTimestampMonotonic)"
   fi
   journal=$(journalctl -b -q -o cat -u berth-agent.service | grep -Ei 'EACCES|EPERM|permission denied|operation not permitted|access denied' | head -3 | tr '\n' ' ')
   if [ -z "$journal" ]; then check "agent-journal-$1" ok; else check "agent-journal-$1" FAIL "$journal"; fi
@@ -125,8 +140,14 @@ package_life() {
 }
 
 if ! wait_for 120 "containerd's CRI" $CRI wait 5; then say "HALT the runtime's CRI never answered"; exit 1; fi
-if ! ctr -n k8s.io images ls -q | grep -q berth-e2e-pause; then
-  ctr -n k8s.io images import $SHARE/pause-image.tar >/dev/null || say "ERR cannot import the pause image"
+# The pause image, imported once: the marker is written (and synced) only after the import was, so a cut in
+# between imports it again at the next boot.
+if ! [ -e /var/lib/berth-node/pause-imported ]; then
+  if ctr -n k8s.io images import $SHARE/pause-image.tar >/dev/null && sync; then
+    mkdir -p /var/lib/berth-node && touch /var/lib/berth-node/pause-imported && sync
+  else
+    say "ERR cannot import the pause image"
+  fi
 fi
 say "GONE $($CRI gone 2>&1 | tr '\n' ' ')"
 first=ok
@@ -135,28 +156,37 @@ say "FIRST $first uptime=$(cut -d' ' -f1 /proc/uptime)"
 check_pods_leased first
 check_agent boot
 check_health boot
-[ "$(param package 0)" = 1 ] && package_life && check_pods_leased package
+# Once: the kernel command line stays the same after the operator's script resets the node (sysrq b).
+if [ "$(param package 0)" = 1 ] && ! [ -e /var/lib/berth-node/package-life.done ]; then
+  package_life && check_pods_leased package
+  mkdir -p /var/lib/berth-node && touch /var/lib/berth-node/package-life.done && sync
+fi
 # berth.node.script=1: the operator's scripts/power-cut-node.sh, as on a physical node: leases through berth,
 # its check armed as a unit, then sysrq b. Once: after the reset its unit leaves its report, and the churn runs.
-# Its network goes into the node's store, so that the host's checks and berth-recover.service see its leases.
+# Its store is its own, as on a physical node (the host's checks read it too, lib.sh's dump): with the node's
+# store it would do the node's recovery itself, with its own config (the guardian off), and berth-recover.service
+# would find this boot recovered already and leave host-local's files (docs/reliability.md, "A whole node").
 if [ "$(param script 0)" = 1 ] && ! [ -e /var/lib/berth-power-cut/report.txt ]; then
   say NODE-SCRIPT-START
-  POWER_CUT_DATA_DIR=/var/lib/berth /usr/local/lib/berth-node/power-cut-node.sh cut --yes >/dev/console 2>&1
+  # Six leases (the script's default is 16): the same steps, in the time of one power-cut cycle here.
+  POWER_CUT_LEASES=6 /usr/local/lib/berth-node/power-cut-node.sh cut --yes >/dev/console 2>&1
   say "HALT power-cut-node.sh cut returned without resetting the node"
   exit 1
 fi
-# Where the boot's time went, for the serial log (not for the host's checks).
-{ systemd-analyze time; systemd-analyze blame | head -n 8; } >/dev/console 2>&1
 say "STORM-START uptime=$(cut -d' ' -f1 /proc/uptime)"
+# Where the boot's time went, for the serial log (not for the host's checks), while the churn runs.
+{ systemd-analyze time; systemd-analyze blame | head -n 6; } 2>&1 | sed 's/^/T:TIME /' >/dev/console &
+# A reconcile first (the host may cut right inside it), then every other step; the agent's own passes run
+# every 2 s meanwhile.
 n=0
 while :; do
-  n=$((n + 1))
-  pod=pod-$((RANDOM % PODS + 1))
-  stop_pod "$pod" && run_pod "$pod"
-  if ((n % 3 == 0)); then
+  if ((n % 2 == 0)); then
     say RECONCILE-START
     out=$(berth-agent reconcile 2>&1); rc=$?
     say "RECONCILE-END rc=$rc"
     ((rc == 0)) || say "ERR reconcile: $(echo "$out" | tail -2 | tr '\n' ' ')"
   fi
+  n=$((n + 1))
+  pod=pod-$((RANDOM % PODS + 1))
+  stop_pod "$pod" && run_pod "$pod"
 done

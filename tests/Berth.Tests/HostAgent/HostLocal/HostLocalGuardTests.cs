@@ -108,6 +108,55 @@ public sealed class HostLocalGuardTests : IDisposable
         Assert.Equal(("boot-1", _clock.SinceBoot), (seen.BootId, seen.SinceBoot));
     }
 
+    [Fact]
+    public void Recovery_deletes_a_file_a_power_cut_left_empty_only_with_the_proof_that_no_runtime_has_run()
+    {
+        // The agent saw c1's file in the earlier boot; the cut kept the file (and a new one, c2's, never seen) but
+        // not their data: both are empty, and host-local would take both addresses for reserved forever.
+        var a = HostLocalAdd("c1");
+        Pass();
+        var b = HostLocalAdd("c2");
+        File.WriteAllText(Path.Combine(NetworkDir, a), "");
+        File.WriteAllText(Path.Combine(NetworkDir, b), "");
+        Reboot();
+        File.WriteAllText(Path.Combine(Pins, "cni-1234"), "");
+
+        // Late, with a runtime that may have run: an empty file could be one host-local is writing now. Left, warned.
+        var late = Recover();
+        Assert.True(FileExists(a) && FileExists(b));
+        Assert.Equal(2, late.Warnings.Count(w => w.Contains("empty", StringComparison.Ordinal)));
+        Assert.Empty(Releases());
+
+        Reboot();
+        File.Delete(Path.Combine(Pins, "cni-1234"));
+        var report = Recover();
+
+        Assert.False(FileExists(a));
+        Assert.False(FileExists(b));
+        Assert.DoesNotContain(report.Warnings, w => w.Contains("empty", StringComparison.Ordinal));
+        Assert.Equal(2, report.Decisions.Count(d => d.Verdict == Verdict.Release));
+        var entry = Releases().Single(e => e.Address == a);
+        Assert.Equal((Reasons.HostLocalBootRecovery, "cbr0", "", $"host-local:{Networks}"), (entry.Reason, entry.Network, entry.ContainerId, entry.Store));
+        Assert.Contains("empty", entry.Detail);
+        Assert.Empty(_store.Read(tx => tx.GuardedFiles()));
+    }
+
+    [Fact]
+    public void An_empty_file_filled_in_meanwhile_is_not_deleted()
+    {
+        var a = HostLocalAdd("c1");
+        File.WriteAllText(Path.Combine(NetworkDir, a), "");
+        using var network = HostLocalNetwork.Open(Networks, "cbr0");
+        Assert.True(network.Lock(TimeSpan.FromSeconds(1)));
+        File.WriteAllText(Path.Combine(NetworkDir, a), "c9\r\neth0");
+
+        Assert.False(network.DeleteIfSame(new HostLocalFile(Networks, "cbr0", IPAddress.Parse(a), "", "")));
+        Assert.True(FileExists(a));
+        File.WriteAllText(Path.Combine(NetworkDir, a), "");
+        Assert.True(network.DeleteIfSame(new HostLocalFile(Networks, "cbr0", IPAddress.Parse(a), "", "")));
+        Assert.False(FileExists(a));
+    }
+
     private string? WhyRuntimeMayHaveRun() => BootProof.RuntimeMayHaveRunAsync([Pins], [Socket], TimeSpan.FromSeconds(1), default).GetAwaiter().GetResult();
 
     [Fact]
