@@ -18,16 +18,14 @@ internal sealed record HostLocalCursor(string Dir, string Network, int RangeSet,
 /// <summary>
 /// What one read of host-local's directories found, and what it skipped, with why. <see cref="Unread"/> holds the
 /// directories (DIR, or DIR/NETWORK) that exist but could not be read: what they hold is unknown, not gone.
-/// <see cref="Emptied"/> holds the address-named files that are empty: host-local never syncs its writes, and after a
+/// <see cref="EmptyFiles"/> holds the address-named files that are empty: host-local never syncs its writes, and after a
 /// power cut ext4 can keep a new file without its data. Such a file names no owner, so it is skipped (and warned
 /// about) like any other unreadable one, yet host-local takes its address for reserved forever; only boot recovery,
 /// with the proof that no runtime has run in this boot, deletes it (<see cref="HostLocalGuard.RecoverAsync"/>).
 /// </summary>
 internal sealed record HostLocalScan(IReadOnlyList<HostLocalFile> Files, IReadOnlyList<HostLocalCursor> Cursors, IReadOnlyList<string> Warnings, IReadOnlySet<string> Unread,
-    IReadOnlyList<HostLocalFile>? Emptied = null)
+    IReadOnlyList<HostLocalFile> EmptyFiles)
 {
-    /// <summary>The empty lease files (owner and ifname ""), never null.</summary>
-    public IReadOnlyList<HostLocalFile> EmptyFiles => Emptied ?? [];
 
     /// <summary>Whether the scan read the network's directory, or found it gone: then a file not in <see cref="Files"/> is gone.</summary>
     public bool Read(string dir, string network) => !Unread.Contains(dir) && !Unread.Contains(System.IO.Path.Combine(dir, network));

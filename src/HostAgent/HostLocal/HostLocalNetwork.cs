@@ -77,8 +77,8 @@ internal sealed partial class HostLocalNetwork : IDisposable
         }
     }
 
-    /// <summary>Reads the directory: lease files, cursors, and a warning for everything else that is not host-local's.</summary>
-    public void Scan(List<HostLocalFile> files, List<HostLocalCursor> cursors, List<string> warnings, List<HostLocalFile>? emptied = null)
+    /// <summary>Reads the directory: lease files, empty lease files, cursors, and a warning for everything else that is not host-local's.</summary>
+    public void Scan(List<HostLocalFile> files, List<HostLocalCursor> cursors, List<string> warnings, List<HostLocalFile> emptied)
     {
         foreach (var name in Names())
         {
@@ -101,7 +101,7 @@ internal sealed partial class HostLocalNetwork : IDisposable
             if (lease is not null) files.Add(lease);
             else
             {
-                if (problem == EmptyFile) emptied?.Add(new HostLocalFile(Dir, Network, address, "", ""));
+                if (problem == EmptyFile) emptied.Add(new HostLocalFile(Dir, Network, address, "", ""));
                 warnings.Add($"{System.IO.Path.Combine(Path, name)}: {problem}; skipped");
             }
         }
