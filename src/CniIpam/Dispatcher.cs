@@ -128,13 +128,12 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
     {
         try
         {
-            // The same reading of stdin as a request's: a config it would refuse names no version either.
-            var root = ConfigParser.ParseObject(input);
-            return root.TryGetProperty("cniVersion", out var v) && v.ValueKind == JsonValueKind.String && CniVersion.IsSupported(v.GetString())
-                ? v.GetString()
-                : null;
+            var reader = new Utf8JsonReader(input, new JsonReaderOptions { MaxDepth = 32 });
+            var root = JsonElement.ParseValue(ref reader);
+            return root.ValueKind == JsonValueKind.Object && root.TryGetProperty("cniVersion", out var v)
+                && v.ValueKind == JsonValueKind.String && CniVersion.IsSupported(v.GetString()) ? v.GetString() : null;
         }
-        catch (CniException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return null;
         }
