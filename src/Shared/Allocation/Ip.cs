@@ -75,28 +75,121 @@ public static class Ip
     }
 
     /// <summary>
-    /// Parses an address written the usual way: IPv4 as four decimal parts, IPv6 without a zone.
-    /// .NET alone would also take "10", "10.1" or "0x0a.0.0.1", which no config means.
+    /// Parses an address with host-local's rules, which are Go's (net.ParseIP): IPv4 as exactly four decimal
+    /// parts of 0 to 255 with no leading zero, no sign, no space and no trailing dot; IPv6 as hex groups of one to
+    /// four digits with at most one "::" (which stands for at least one group), an IPv4 tail allowed in the last 32
+    /// bits, and no zone ("%eth0") and no brackets. .NET alone would take "10", "0x0a.0.0.1" or "010.0.0.1" (as
+    /// octal: 8.0.0.1), and throw on "10.0.0.09"; host-local refuses all of them. The one reader of addresses:
+    /// configs, CNI_ARGS, prevResult, host-local's file names, the store, the operator's arguments.
     /// </summary>
-    public static bool TryParse(string? text, out IPAddress address)
+    public static bool TryParse(string? text, out IPAddress address) => TryParse(text.AsSpan(), out address);
+
+    /// <inheritdoc cref="TryParse(string?, out IPAddress)"/>
+    public static bool TryParse(ReadOnlySpan<char> text, out IPAddress address)
     {
         address = IPAddress.None;
-        if (string.IsNullOrEmpty(text) || text.Length > 45 || text.Contains('%')) return false;
-        if (text.Contains(':'))
+        Span<byte> bytes = stackalloc byte[16];
+        // As Go decides: the first of '.' and ':' tells the family.
+        var first = text.IndexOfAny('.', ':');
+        if (first < 0) return false;
+        if (text[first] == '.')
         {
-            if (!IPAddress.TryParse(text, out var v6) || v6.AddressFamily != AddressFamily.InterNetworkV6) return false;
-            address = v6;
+            if (!TryParseV4(text, bytes[..4])) return false;
+            address = new IPAddress(bytes[..4]);
             return true;
         }
-        var parts = text.Split('.');
-        if (parts.Length != 4) return false;
-        foreach (var part in parts)
-        {
-            if (part.Length is 0 or > 3 || !part.All(char.IsAsciiDigit) || int.Parse(part) > 255) return false;
-        }
-        address = IPAddress.Parse(text);
+        if (!TryParseV6(text, bytes)) return false;
+        address = new IPAddress(bytes);
         return true;
     }
+
+    private static bool TryParseV4(ReadOnlySpan<char> text, Span<byte> into)
+    {
+        var part = 0;
+        var i = 0;
+        while (part < 4)
+        {
+            var start = i;
+            var value = 0;
+            while (i < text.Length && char.IsAsciiDigit(text[i]))
+            {
+                value = value * 10 + (text[i] - '0');
+                i++;
+                if (i - start > 3) return false;
+            }
+            var digits = i - start;
+            if (digits == 0 || value > 255 || (digits > 1 && text[start] == '0')) return false;
+            into[part++] = (byte)value;
+            if (part == 4) break;
+            if (i >= text.Length || text[i] != '.') return false;
+            i++;
+        }
+        return i == text.Length;
+    }
+
+    private static bool TryParseV6(ReadOnlySpan<char> s, Span<byte> ip)
+    {
+        ip.Clear();
+        var ellipsis = -1;
+        if (s.StartsWith("::"))
+        {
+            ellipsis = 0;
+            s = s[2..];
+            if (s.IsEmpty) return true;
+        }
+        var i = 0;
+        while (i < 16)
+        {
+            var digits = 0;
+            var value = 0;
+            while (digits < s.Length && char.IsAsciiHexDigit(s[digits]))
+            {
+                value = value * 16 + HexValue(s[digits]);
+                digits++;
+                if (digits > 4) return false;
+            }
+            if (digits == 0) return false;
+            if (digits < s.Length && s[digits] == '.')
+            {
+                // An IPv4 tail fills the last four bytes, or stands after a "::".
+                if ((ellipsis < 0 && i != 12) || i + 4 > 16 || !TryParseV4(s, ip.Slice(i, 4))) return false;
+                i += 4;
+                s = [];
+                break;
+            }
+            ip[i] = (byte)(value >> 8);
+            ip[i + 1] = (byte)value;
+            i += 2;
+            s = s[digits..];
+            if (s.IsEmpty) break;
+            if (s[0] != ':' || s.Length == 1) return false;
+            s = s[1..];
+            if (s[0] == ':')
+            {
+                if (ellipsis >= 0) return false;
+                ellipsis = i;
+                s = s[1..];
+                if (s.IsEmpty) break;
+            }
+        }
+        if (!s.IsEmpty) return false;
+        if (i < 16)
+        {
+            if (ellipsis < 0) return false;
+            // Move what followed the "::" to the end; zeros in between.
+            var tail = i - ellipsis;
+            ip.Slice(ellipsis, tail).CopyTo(ip.Slice(16 - tail, tail));
+            ip.Slice(ellipsis, 16 - i).Clear();
+        }
+        else if (ellipsis >= 0)
+        {
+            // "::" must stand for at least one group of zeros.
+            return false;
+        }
+        return true;
+    }
+
+    private static int HexValue(char c) => c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 
     /// <summary>Parses "address/prefix", keeping the address as written (host bits included).</summary>
     public static bool TryParseCidr(string? text, out IPAddress address, out int prefix)

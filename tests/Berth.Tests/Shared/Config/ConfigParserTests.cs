@@ -224,16 +224,29 @@ public sealed class ConfigParserTests : IDisposable
     }
 
     [Theory]
-    [InlineData("10.0.0.1", true)]
-    [InlineData("fd00::1", true)]
-    [InlineData("10.1", false)]
-    [InlineData("0x0a.0.0.1", false)]
-    [InlineData("010.0.0.1", true)]
-    [InlineData("10.0.0.256", false)]
-    [InlineData("fe80::1%eth0", false)]
-    [InlineData("", false)]
-    public void Addresses_are_parsed_strictly(string text, bool valid)
+    // Each as host-local (Go's net.ParseIP) reads it: a leading zero is an error, never octal, never decimal.
+    [InlineData("rangeStart", "010.0.0.5")]
+    [InlineData("rangeStart", "10.00.0.5")]
+    [InlineData("rangeStart", "10.0.0.09")]
+    [InlineData("rangeEnd", "10.0.0.0250")]
+    [InlineData("gateway", "10.0.0.01")]
+    [InlineData("rangeStart", "10.0.0.5.")]
+    [InlineData("rangeStart", " 10.0.0.5")]
+    public void An_address_host_local_refuses_is_an_invalid_config_naming_its_field(string field, string text)
     {
-        Assert.Equal(valid, Berth.Shared.Allocation.Ip.TryParse(text, out _));
+        var e = Assert.Throws<CniException>(() => Parse($$"""{"type":"berth","ranges":[[{"subnet":"10.0.0.0/24","{{field}}":"{{text}}"}]]}"""));
+        Assert.Equal(ErrorCodes.InvalidConfig, e.Code);
+        Assert.Contains(field, e.Message);
+        Assert.Contains($"\"{text}\" is not an IP address", e.Message);
+    }
+
+    [Fact]
+    public void A_requested_address_with_a_leading_zero_is_refused_wherever_it_comes_from()
+    {
+        const string Ipam = """{"type":"berth","ranges":[[{"subnet":"10.0.0.0/24"}]]}""";
+        Assert.Equal(ErrorCodes.InvalidEnvironment, Assert.Throws<CniException>(() => Parse(Ipam, cniArgs: "IP=10.0.0.07")).Code);
+        Assert.Equal(ErrorCodes.InvalidConfig, Assert.Throws<CniException>(() => Parse(Ipam, extra: ""","args":{"cni":{"ips":["10.0.0.07"]}}""")).Code);
+        Assert.Equal(ErrorCodes.InvalidConfig, Assert.Throws<CniException>(() => Parse(Ipam, extra: ""","runtimeConfig":{"ips":["010.0.0.7/24"]}""")).Code);
+        Assert.Equal("10.0.0.7", Assert.Single(Parse(Ipam, cniArgs: "IP=10.0.0.7").RequestedAddresses).ToString());
     }
 }
