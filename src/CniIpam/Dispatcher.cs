@@ -105,7 +105,7 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
         var buffer = new MemoryStream();
         var chunk = new byte[16384];
         int read;
-        while ((read = stdin.Read(chunk, 0, chunk.Length)) > 0)
+        while ((read = ReadSome(chunk)) > 0)
         {
             buffer.Write(chunk, 0, read);
             if (buffer.Length > ConfigParser.MaxStdinBytes)
@@ -114,6 +114,19 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
             }
         }
         return buffer.ToArray();
+    }
+
+    /// <summary>stdin may be anything the caller opened: a directory or a closed descriptor is a decode error, not a bug.</summary>
+    private int ReadSome(byte[] chunk)
+    {
+        try
+        {
+            return stdin.Read(chunk, 0, chunk.Length);
+        }
+        catch (IOException e)
+        {
+            throw new CniException(ErrorCodes.DecodingFailure, $"{e.Message}: a network config is expected on stdin");
+        }
     }
 
     /// <summary>
