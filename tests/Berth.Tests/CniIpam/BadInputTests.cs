@@ -52,6 +52,11 @@ public sealed class BadInputTests : IDisposable
         { "ifname with a colon", "ADD", "c1", "eth:0", Configs.Json(Ranges, "DATA"), 4 },
         { "ifname with a space", "ADD", "c1", "eth 0", Configs.Json(Ranges, "DATA"), 4 },
         { "ifname dot dot", "DEL", "c1", "..", Configs.Json(Ranges, "DATA"), 4 },
+        // Leading zeros, as host-local refuses them: once read as octal (8.0.0.5) or an internal error 999.
+        { "rangeStart with a leading zero", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"10.70.0.0/29","rangeStart":"010.70.0.5"}]]""", "DATA"), 7 },
+        { "rangeStart with a zero octet written twice", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"10.70.0.0/29","rangeStart":"10.70.00.5"}]]""", "DATA"), 7 },
+        { "rangeEnd with 09", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"10.70.0.0/29","rangeEnd":"10.70.0.06"}]]""", "DATA"), 7 },
+        { "rangeStart with 09", "ADD", "c1", "eth0", Configs.Json("""[[{"subnet":"10.70.0.0/29","rangeStart":"10.70.0.09"}]]""", "DATA"), 7 },
     };
 
     [Theory]
@@ -129,6 +134,31 @@ public sealed class BadInputTests : IDisposable
 
         AssertCniError(result, 4, "no netns");
         Assert.Contains("CNI_NETNS", result.Json.GetProperty("msg").GetString());
+    }
+
+    [Fact]
+    public void The_result_goes_where_the_shared_offset_is_as_any_programs_output_does()
+    {
+        // A script's log: berth's result, then the next writer's line, in one file both write through the same offset.
+        var log = _dir.File("log");
+        var stdin = _dir.File("stdin.json");
+        File.WriteAllText(stdin, Good);
+        var script = $"(echo BEFORE; {Repo.Plugin} < {stdin}; echo END) > {log}";
+        var env = new Dictionary<string, string> { ["CNI_COMMAND"] = "ADD", ["CNI_CONTAINERID"] = "logged", ["CNI_IFNAME"] = "eth0", ["CNI_NETNS"] = "/var/run/netns/x" };
+        var result = Exec.Run("/bin/sh", ["-c", script], PluginRun.Plugin(env, "", TimeSpan.FromSeconds(30)));
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var lines = File.ReadAllText(log).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("BEFORE", lines[0]);
+        Assert.Equal("END", lines[^1]);
+        using var json = JsonDocument.Parse(string.Join('\n', lines[1..^1]));
+        Assert.Equal("10.70.0.5/29", json.RootElement.GetProperty("ips")[0].GetProperty("address").GetString());
+
+        // Appending (>>) lands at the end whatever the descriptor's offset.
+        File.WriteAllText(log, "FIRST\n");
+        env["CNI_CONTAINERID"] = "appended";
+        result = Exec.Run("/bin/sh", ["-c", $"{Repo.Plugin} < {stdin} >> {log}"], PluginRun.Plugin(env, "", TimeSpan.FromSeconds(30)));
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.StartsWith("FIRST\n{", File.ReadAllText(log));
     }
 
     private static void AssertCniError(ExecResult result, int code, string name)
