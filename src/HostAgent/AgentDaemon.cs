@@ -23,7 +23,7 @@ internal sealed class AgentDaemon(
 {
     private const string Actor = Cli.Actor;
     private readonly HostLocal.HostLocalGuard? _guard = HostLocal.HostLocalGuard.For(config, store, clock, Cli.Actor);
-    private DaemonFigures _figures = new(null, null, 0, 0, false);
+    private DaemonFigures _figures = new(null, null, 0, 0, false, Skipped: new SkippedEntries());
 
     /// <summary>
     /// The service's host: journald console format, systemd's lifetime and notifier (given, so that the tests
@@ -59,13 +59,43 @@ internal sealed class AgentDaemon(
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        var recovery = await Recovery.RunAsync(store, clock, netns, _guard,
-            () => EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken), config.DryRun, Actor, cancellationToken).ConfigureAwait(false);
-        Log.Recovery(logger, recovery);
-        _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
-        Status(recovery.Summary);
+        await RecoverAsync(cancellationToken).ConfigureAwait(false);
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Recovery for this boot, once. One that fails is logged and counted, and tried again before each pass: the
+    /// service stays up (a node with no reconcile and no metrics is worse off than one whose recovery waits).
+    /// </summary>
+    private async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var recovery = await Recovery.RunAsync(store, clock, netns, _guard,
+                () => EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken), config.DryRun, Actor, cancellationToken).ConfigureAwait(false);
+            Log.Recovery(logger, recovery);
+            _figures.Skipped!.Add(recovery.Skipped);
+            _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
+            _recovered = true;
+            Status(recovery.Summary);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Failed("recovery", e);
+        }
+    }
+
+    /// <summary>A failed pass or recovery: the journal and STATUS say why, the metrics count it, the service goes on.</summary>
+    private void Failed(string what, Exception e)
+    {
+        // A CniException is a known condition (the store busy or damaged); anything else is a bug, said as one.
+        var why = e is CniException ? e.Message : $"{e.GetType().Name}: {e.Message} (a bug in berth-agent; please report it with this line)";
+        logger.LogError("{What} failed: {Why}; trying again at the next interval", what, why);
+        _figures = _figures with { LastReconcileSucceeded = false, Failures = _figures.Failures + 1 };
+        Status($"{what} failed: {why}");
+    }
+
+    private bool _recovered;
 
     protected override async Task ExecuteAsync(CancellationToken stop)
     {
@@ -86,10 +116,12 @@ internal sealed class AgentDaemon(
         var reconciler = new Reconciler(store, clock, netns, processes, runtime, config.GracePeriod, Actor, _guard);
         while (!stop.IsCancellationRequested)
         {
+            if (!_recovered) await RecoverAsync(stop).ConfigureAwait(false);
             try
             {
                 var report = await reconciler.PassAsync(config.DryRun, stop).ConfigureAwait(false);
                 Log.Pass(logger, report);
+                _figures.Skipped!.Add(report.Skipped);
                 _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1 };
                 Status("last pass: " + report.Summary);
                 if (!config.DryRun)
@@ -98,16 +130,15 @@ internal sealed class AgentDaemon(
                     if (pruned > 0) logger.LogInformation("history: pruned {Count} events beyond the newest {Keep} and older than {Days} days", pruned, config.HistoryKeepEvents, config.HistoryKeepAge.TotalDays);
                 }
             }
-            catch (CniException e)
-            {
-                // The store is busy or damaged: say so, keep the service up, try again next interval.
-                logger.LogError("reconcile failed: {Message}", e.Message);
-                _figures = _figures with { LastReconcileSucceeded = false, Passes = _figures.Passes + 1 };
-                Status($"reconcile failed: {e.Message}");
-            }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 break;
+            }
+            catch (Exception e)
+            {
+                // The store busy or damaged, or a bug: say so, keep the service up, try again next interval.
+                Failed("reconcile", e);
+                _figures = _figures with { Passes = _figures.Passes + 1 };
             }
             await WaitAsync(config.Interval, stop).ConfigureAwait(false);
         }

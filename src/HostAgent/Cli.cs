@@ -144,8 +144,13 @@ internal static partial class Cli
         var config = AgentConfig.Load(parse.GetValue(ConfigOption));
         if (parse.GetValue(StoreOption) is { } store) config = config with { Store = Path.GetFullPath(store) };
         var options = new StoreOptions(Clock, Time) { Create = access == StoreAccess.Create, ReadOnly = access == StoreAccess.Read };
-        return (config, SqliteLeaseStore.Open(config.Store, options));
+        var opened = SqliteLeaseStore.Open(config.Store, options);
+        _opened = opened;
+        return (config, opened);
     }
+
+    /// <summary>The store the command opened, so that rows it skipped are told (<see cref="GuardAsync"/>).</summary>
+    private static SqliteLeaseStore? _opened;
 
     /// <summary>Synchronous commands go through the same catch-all.</summary>
     private static Task<int> Guard(Func<int> command) => GuardAsync(() => Task.FromResult(command()));
@@ -161,6 +166,17 @@ internal static partial class Cli
         {
             Console.Error.WriteLine($"berth-agent: {e.Message}");
             return Error;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Never a stack trace and an abort: the one catch-all of the process says what broke, and exits 1.
+            Console.Error.WriteLine($"berth-agent: internal error: {e.GetType().Name}: {e.Message} (a bug in berth-agent; please report it with this line)");
+            return Error;
+        }
+        finally
+        {
+            // Rows of the store this build did not write so were skipped: say which (recover and reconcile told already).
+            foreach (var why in _opened?.TakeSkipped() ?? []) Console.Error.WriteLine($"berth-agent: warning: {why}");
         }
     }
 }

@@ -30,7 +30,8 @@ internal sealed class CriSandboxSource(IReadOnlyList<string> sockets, TimeSpan t
             }
             catch (RpcException e)
             {
-                return SandboxList.Unknown($"runtime {socket}: {e.StatusCode}: {e.Status.Detail}");
+                // Unavailable: nobody listens (a runtime not up yet). Anything else came from a runtime that is up.
+                return SandboxList.Unknown($"runtime {socket}: {e.StatusCode}: {e.Status.Detail}", unusable: e.StatusCode != StatusCode.Unavailable);
             }
         }
         return new SandboxList(true, ready);

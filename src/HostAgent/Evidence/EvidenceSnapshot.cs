@@ -12,6 +12,9 @@ internal sealed class EvidenceSnapshot(INetnsProbe netns, IReadOnlySet<ulong>? p
     public static async Task<EvidenceSnapshot> GatherAsync(INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime, CancellationToken cancellationToken) =>
         new(netns, processes.NetnsInodes(), await runtime.ReadySandboxesAsync(cancellationToken).ConfigureAwait(false));
 
+    /// <summary>Why the runtime's answer was skipped, when a runtime answered with something that could not be used; else null.</summary>
+    public string? RuntimeUnusable => sandboxes.Unusable ? $"{sandboxes.Problem}: its answer skipped, the runtime's evidence is unknown this pass" : null;
+
     /// <summary>The strongest evidence for a lease, and a few words on it for logs and history.</summary>
     public (EvidenceKind Kind, string Detail) Judge(Lease lease)
     {

@@ -9,8 +9,11 @@ internal interface ISandboxSource
     Task<SandboxList> ReadySandboxesAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>The ready sandbox IDs, or Known = false with the reason.</summary>
-internal sealed record SandboxList(bool Known, IReadOnlySet<string> ReadyIds, string? Problem = null)
+/// <summary>
+/// The ready sandbox IDs, or Known = false with the reason. <see cref="Unusable"/>: a runtime was up and answered,
+/// but not with a list that could be used (garbled, too large, too slow): a skipped entry, counted as such.
+/// </summary>
+internal sealed record SandboxList(bool Known, IReadOnlySet<string> ReadyIds, string? Problem = null, bool Unusable = false)
 {
-    public static SandboxList Unknown(string problem) => new(false, new HashSet<string>(), problem);
+    public static SandboxList Unknown(string problem, bool unusable = false) => new(false, new HashSet<string>(), problem, unusable);
 }

@@ -6,7 +6,7 @@ using Berth.Shared.Leases;
 namespace Berth.HostAgent.HostLocal;
 
 /// <summary>What the guardian did with host-local's files, and what it skipped.</summary>
-internal sealed record GuardReport(IReadOnlyList<Decision> Decisions, IReadOnlyList<string> Warnings)
+internal sealed record GuardReport(IReadOnlyList<Decision> Decisions, IReadOnlyList<string> Warnings, int Skipped = 0)
 {
     public static GuardReport Empty { get; } = new([], []);
 }
@@ -26,6 +26,9 @@ internal sealed class HostLocalGuard(
     /// <summary>How long a deletion waits for host-local's lock (held for milliseconds per call) before it leaves the file to the next pass.</summary>
     private readonly TimeSpan _lockTimeout = lockTimeout ?? TimeSpan.FromSeconds(5);
 
+    /// <summary>The host-local data directories guarded.</summary>
+    public IReadOnlyList<string> Dirs => dirs;
+
     /// <summary>The guardian the config asks for, or null when <c>hostLocal.dirs</c> is [].</summary>
     public static HostLocalGuard? For(AgentConfig config, ILeaseStore store, IBootClock clock, string actor) => config.HostLocalDirs.Count == 0 ? null
         : new HostLocalGuard(config.HostLocalDirs, config.NetnsDirs, config.RuntimeSockets, config.RuntimeTimeout, store, clock, config.GracePeriod, actor);
@@ -41,10 +44,10 @@ internal sealed class HostLocalGuard(
     /// pods up) a file never seen is recorded as first seen now and left to reconcile: a live pod's file is never
     /// deleted at boot.
     /// </summary>
-    public async Task<GuardReport> RecoverAsync(Func<Task<EvidenceSnapshot>> gather, bool dryRun, CancellationToken cancellationToken)
+    public async Task<GuardReport> RecoverAsync(Func<Task<EvidenceSnapshot>> gather, bool dryRun, CancellationToken cancellationToken, IReadOnlyList<string>? only = null)
     {
-        var scan = HostLocalDirs.Scan(dirs);
-        if (scan.Files.Count == 0 && scan.EmptyFiles.Count == 0) return new GuardReport([], scan.Warnings);
+        var scan = HostLocalDirs.Scan(only ?? dirs);
+        if (scan.Files.Count == 0 && scan.EmptyFiles.Count == 0) return new GuardReport([], scan.Warnings, scan.Warnings.Count);
         var mayHaveRun = await BootProof.RuntimeMayHaveRunAsync(netnsDirs, sockets, runtimeTimeout, cancellationToken).ConfigureAwait(false);
         // Only when a runtime may be up is it worth asking (and then its answer keeps any sandbox it lists).
         var evidence = mayHaveRun is null ? null : await gather().ConfigureAwait(false);
@@ -96,7 +99,7 @@ internal sealed class HostLocalGuard(
             }
         }
         decisions.AddRange(Release(candidates, dryRun, warnings));
-        return new GuardReport(decisions, warnings);
+        return new GuardReport(decisions, warnings, scan.Warnings.Count - scan.EmptyFiles.Count(f => mayHaveRun is null));
     }
 
     /// <summary>
@@ -131,7 +134,7 @@ internal sealed class HostLocalGuard(
         }
         _ = dryRun ? store.Rehearse(Judge) : store.Write(Judge);
         var warnings = scan.Warnings.ToList();
-        if (candidates.Count == 0) return new GuardReport(decisions, warnings);
+        if (candidates.Count == 0) return new GuardReport(decisions, warnings, scan.Warnings.Count);
 
         // Just before deleting, look again: a sandbox may have come up meanwhile.
         var fresh = await gather().ConfigureAwait(false);
@@ -149,7 +152,7 @@ internal sealed class HostLocalGuard(
             release.Add(new Candidate(new HostLocalFile(row.Dir, row.Network, row.Address, row.ContainerId, row.IfName), row, new Reason(Reasons.HostLocalReconcile, detail, found.Kind)));
         }
         decisions.AddRange(Release(release, dryRun, warnings));
-        return new GuardReport(decisions, warnings);
+        return new GuardReport(decisions, warnings, scan.Warnings.Count);
     }
 
     /// <summary>Deletes each file under host-local's lock if it still names the same owner, and records it; in a dry run only says so.</summary>

@@ -6,7 +6,8 @@ using Berth.Shared.Leases;
 namespace Berth.HostAgent.Metrics;
 
 /// <summary>What the daemon knows of its own work, for the metrics page.</summary>
-internal sealed record DaemonFigures(TimeSpan? LastReconcileDuration, bool? LastReconcileSucceeded, int LastReconcileReleased, long Passes, bool RecoveryDone);
+internal sealed record DaemonFigures(TimeSpan? LastReconcileDuration, bool? LastReconcileSucceeded, int LastReconcileReleased, long Passes, bool RecoveryDone,
+    long Failures = 0, SkippedEntries? Skipped = null);
 
 /// <summary>
 /// The Prometheus text exposition format (version 0.0.4) of the store's figures and the daemon's. Every
@@ -55,6 +56,10 @@ internal static class MetricsText
         Sample(text, "berth_recovery_released", null, releasesThisBoot.GetValueOrDefault(Reasons.BootRecovery));
         Family(text, "berth_reconcile_passes_total", "counter", "Reconcile passes run by this agent process.");
         Sample(text, "berth_reconcile_passes_total", null, daemon.Passes);
+        Family(text, "berth_reconcile_failures_total", "counter", "Reconcile passes (and recovery attempts) that failed; the next one runs.");
+        Sample(text, "berth_reconcile_failures_total", null, daemon.Failures);
+        Family(text, "berth_skipped_entries_total", "counter", "Entries the agent skipped because they are not what they should be, by where: host-local (a guarded directory's entry), store (a row), runtime (an answer).");
+        foreach (var (source, count) in (daemon.Skipped ?? new SkippedEntries()).Snapshot()) Sample(text, "berth_skipped_entries_total", $"source=\"{source}\"", count);
         if (daemon.LastReconcileDuration is { } duration)
         {
             Family(text, "berth_reconcile_duration_seconds", "gauge", "Duration of the last reconcile pass.");

@@ -1,13 +1,15 @@
 using System.Diagnostics;
 using Berth.HostAgent.Evidence;
 using Berth.HostAgent.HostLocal;
+using Berth.HostAgent.Metrics;
 using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
 
 namespace Berth.HostAgent.Reconcile;
 
 /// <summary>The outcome of one pass.</summary>
-internal sealed record ReconcileReport(IReadOnlyList<Decision> Decisions, TimeSpan Duration, bool DryRun, IReadOnlyList<string> Warnings)
+internal sealed record ReconcileReport(IReadOnlyList<Decision> Decisions, TimeSpan Duration, bool DryRun, IReadOnlyList<string> Warnings,
+    IReadOnlyDictionary<string, int>? Skipped = null)
 {
     public int Released => Decisions.Count(d => d.Verdict == Verdict.Release);
     public int Unknown => Decisions.Count(d => d.Verdict == Verdict.Unknown);
@@ -74,13 +76,23 @@ internal sealed class Reconciler(
             decisions.AddRange(dryRun ? store.Rehearse(tx => { foreach (var c in candidates) tx.AddStrike(c); return Release(tx); }) : store.Write(Release));
         }
         var warnings = new List<string>();
+        var skipped = new Dictionary<string, int>(StringComparer.Ordinal);
         if (guard is not null)
         {
             var guarded = await guard.PassAsync(evidence, () => EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken), dryRun).ConfigureAwait(false);
             decisions.AddRange(guarded.Decisions);
             warnings.AddRange(guarded.Warnings);
+            skipped[SkippedEntries.HostLocal] = guarded.Skipped;
         }
-        return new ReconcileReport(decisions, watch.Elapsed, dryRun, warnings);
+        var rows = store.TakeSkipped();
+        warnings.AddRange(rows);
+        skipped[SkippedEntries.Store] = rows.Count;
+        if (evidence.RuntimeUnusable is { } why)
+        {
+            warnings.Add(why);
+            skipped[SkippedEntries.Runtime] = 1;
+        }
+        return new ReconcileReport(decisions, watch.Elapsed, dryRun, warnings, skipped);
     }
 
     /// <summary>

@@ -1,12 +1,14 @@
 using Berth.HostAgent.Evidence;
 using Berth.HostAgent.HostLocal;
+using Berth.HostAgent.Metrics;
 using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
 
 namespace Berth.HostAgent.Reconcile;
 
 /// <summary>What the once-per-boot sweep did.</summary>
-internal sealed record RecoveryResult(string BootId, DateTimeOffset? AlreadyDoneAt, IReadOnlyList<Decision> Decisions, bool DryRun, IReadOnlyList<string>? Warnings = null)
+internal sealed record RecoveryResult(string BootId, DateTimeOffset? AlreadyDoneAt, IReadOnlyList<Decision> Decisions, bool DryRun, IReadOnlyList<string>? Warnings = null,
+    IReadOnlyDictionary<string, int>? Skipped = null)
 {
     public int Released => Decisions.Count(d => d.Verdict == Verdict.Release);
 
@@ -32,35 +34,56 @@ internal static class Recovery
         Func<Task<EvidenceSnapshot>> gather, bool dryRun, string actor, CancellationToken cancellationToken)
     {
         var boot = clock.BootId;
-        if (store.Read(tx => tx.RecoveredAt(boot)) is { } done) return new RecoveryResult(boot, done, [], dryRun);
-        var guarded = guard is null ? GuardReport.Empty : await guard.RecoverAsync(gather, dryRun, cancellationToken).ConfigureAwait(false);
-        var result = Run(store, clock, netns, dryRun, actor, guarded.Decisions.Count(d => d.Verdict == Verdict.Release));
-        return result.AlreadyDoneAt is not null ? result : result with { Decisions = [.. result.Decisions, .. guarded.Decisions], Warnings = guarded.Warnings };
+        var done = store.Read(tx => tx.Recovered(boot));
+        // Each scope is marked on its own: a run that swept less (the guardian off, other directories) stands only for what it swept.
+        var dirs = (guard?.Dirs ?? []).Where(d => !done.ContainsKey(LeaseStores.HostLocal(d))).ToList();
+        if (dirs.Count == 0 && done.ContainsKey(LeaseStores.Berth)) return new RecoveryResult(boot, done.Values.Max(), [], dryRun);
+        var guarded = guard is null || dirs.Count == 0 ? GuardReport.Empty : await guard.RecoverAsync(gather, dryRun, cancellationToken, dirs).ConfigureAwait(false);
+        var marks = dirs.Select(d => (Scope: LeaseStores.HostLocal(d), Released: guarded.Decisions.Count(x => x.Verdict == Verdict.Release && x.Store == LeaseStores.HostLocal(d)))).ToList();
+        var result = Run(store, clock, netns, dryRun, actor, marks);
+        var rows = store.TakeSkipped();
+        return result with
+        {
+            Decisions = [.. result.Decisions, .. guarded.Decisions],
+            Warnings = [.. guarded.Warnings, .. rows],
+            Skipped = new Dictionary<string, int> { [SkippedEntries.HostLocal] = guarded.Skipped, [SkippedEntries.Store] = rows.Count },
+        };
     }
 
-    /// <summary>berth's own store only (the plugin's tests and callers without a guardian).</summary>
-    public static RecoveryResult Run(ILeaseStore store, IBootClock clock, INetnsProbe netns, bool dryRun, string actor, int releasedElsewhere = 0)
+    /// <summary>
+    /// berth's own store, unless this boot's recovery already swept it; records its mark and those of the guarded
+    /// directories swept just before (<paramref name="marks"/>) in the same transaction.
+    /// </summary>
+    public static RecoveryResult Run(ILeaseStore store, IBootClock clock, INetnsProbe netns, bool dryRun, string actor,
+        IReadOnlyList<(string Scope, int Released)>? marks = null)
     {
         var boot = clock.BootId;
         RecoveryResult Sweep(IStoreTransaction tx)
         {
-            if (tx.RecoveredAt(boot) is { } at) return new RecoveryResult(boot, at, [], dryRun);
+            var done = tx.Recovered(boot);
             var decisions = new List<Decision>();
-            foreach (var lease in tx.AllLeases().Where(l => l.BootId != boot))
+            if (!done.ContainsKey(LeaseStores.Berth))
             {
-                var kind = NetnsEvidence.Of(lease, netns);
-                if (Liveness.Judge(earlierBoot: true, kind) == OwnerState.Alive)
+                foreach (var lease in tx.AllLeases().Where(l => l.BootId != boot))
                 {
-                    decisions.Add(new Decision(lease, Verdict.Keep, kind, $"netns {lease.Netns} is still the same namespace"));
-                    continue;
+                    var kind = NetnsEvidence.Of(lease, netns);
+                    if (Liveness.Judge(earlierBoot: true, kind) == OwnerState.Alive)
+                    {
+                        decisions.Add(new Decision(lease, Verdict.Keep, kind, $"netns {lease.Netns} is still the same namespace"));
+                        continue;
+                    }
+                    var detail = $"made in boot {lease.BootId}; netns {(lease.Netns.Length > 0 ? lease.Netns : "(none)")} did not survive the reboot";
+                    tx.Release(lease, new Change(Reasons.BootRecovery, actor, detail));
+                    decisions.Add(new Decision(lease, Verdict.Release, EvidenceKind.None, detail));
                 }
-                var detail = $"made in boot {lease.BootId}; netns {(lease.Netns.Length > 0 ? lease.Netns : "(none)")} did not survive the reboot";
-                tx.Release(lease, new Change(Reasons.BootRecovery, actor, detail));
-                decisions.Add(new Decision(lease, Verdict.Release, EvidenceKind.None, detail));
+                tx.RecordRecovery(boot, LeaseStores.Berth, decisions.Count(d => d.Verdict == Verdict.Release));
             }
-            var result = new RecoveryResult(boot, null, decisions, dryRun);
-            tx.RecordRecovery(boot, result.Released + releasedElsewhere);
-            return result;
+            else if ((marks ?? []).Count == 0)
+            {
+                return new RecoveryResult(boot, done.Values.Max(), [], dryRun);
+            }
+            foreach (var (scope, released) in marks ?? []) tx.RecordRecovery(boot, scope, released);
+            return new RecoveryResult(boot, null, decisions, dryRun);
         }
         return dryRun ? store.Rehearse(Sweep) : store.Write(Sweep);
     }

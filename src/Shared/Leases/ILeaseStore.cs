@@ -14,4 +14,7 @@ public interface ILeaseStore : IDisposable
     /// work, so it reports exactly what would happen, and keeps none of it.
     /// </summary>
     T Rehearse<T>(Func<IStoreTransaction, T> work);
+
+    /// <summary>The rows skipped since the last call because berth did not write them so, each with why.</summary>
+    IReadOnlyList<string> TakeSkipped();
 }

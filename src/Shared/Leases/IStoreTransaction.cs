@@ -13,11 +13,11 @@ public interface IStoreTransaction : ILeaseTransaction
     /// <summary>Every lease of every network, ordered by network and address.</summary>
     IReadOnlyList<Lease> AllLeases();
 
-    /// <summary>When the once-per-boot recovery ran for this boot, or null.</summary>
-    DateTimeOffset? RecoveredAt(string bootId);
+    /// <summary>What the once-per-boot recovery swept in this boot, scope by scope (<see cref="LeaseStores"/>: "berth", "host-local:DIR"), and when.</summary>
+    IReadOnlyDictionary<string, DateTimeOffset> Recovered(string bootId);
 
-    /// <summary>Records that recovery ran for this boot and how many leases it released.</summary>
-    void RecordRecovery(string bootId, int released);
+    /// <summary>Records that recovery swept <paramref name="scope"/> in this boot and how many leases it released there.</summary>
+    void RecordRecovery(string bootId, string scope, int released);
 
     /// <summary>
     /// Counts one more consecutive reconcile pass that found the lease without evidence; returns the count.

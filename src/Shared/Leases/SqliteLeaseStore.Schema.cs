@@ -5,7 +5,7 @@ namespace Berth.Shared.Leases;
 public sealed partial class SqliteLeaseStore
 {
     /// <summary>The schema version this build writes (PRAGMA user_version).</summary>
-    public const int SchemaVersion = 4;
+    public const int SchemaVersion = 5;
 
     /// <summary>
     /// Forward migrations, one per version. Each runs in the same transaction as the version bump, so a
@@ -114,6 +114,20 @@ public sealed partial class SqliteLeaseStore
                 PRIMARY KEY (dir, network, address)
             ) WITHOUT ROWID;
             ALTER TABLE history ADD COLUMN store TEXT;
+            """),
+        // 5: what each boot's recovery swept: berth's own leases ("berth") and each guarded host-local directory
+        // ("host-local:DIR") marked apart, so that a run with a narrower config (the guardian off, other dirs) does
+        // not stand for a sweep it did not make. A mark of the old kind only ever vouches for berth's own leases.
+        db => db.Execute("""
+            CREATE TABLE recoveries (
+                boot_id TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                recovered_at TEXT NOT NULL,
+                released INTEGER NOT NULL,
+                PRIMARY KEY (boot_id, scope)
+            ) WITHOUT ROWID;
+            INSERT INTO recoveries (boot_id, scope, recovered_at, released)
+                SELECT boot_id, 'berth', recovered_at, coalesce(released, 0) FROM boots WHERE recovered_at IS NOT NULL;
             """),
     ];
 

@@ -36,6 +36,26 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     /// <summary>The database file.</summary>
     public string Path { get; }
 
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _skipped = new();
+
+    /// <summary>A row that was skipped because berth did not write it so (see <see cref="TakeSkipped"/>).</summary>
+    internal void Skip(string why)
+    {
+        // Bounded: a store full of bad rows must not grow the agent's memory between two passes.
+        if (_skipped.Count < 1000) _skipped.Enqueue($"store {Path}: {why}; skipped");
+    }
+
+    /// <summary>
+    /// The rows skipped since the last call, each with why: the agent logs and counts them
+    /// (<c>berth_skipped_entries_total{source="store"}</c>); the plugin has nobody to tell and goes on.
+    /// </summary>
+    public IReadOnlyList<string> TakeSkipped()
+    {
+        var result = new List<string>();
+        while (_skipped.TryDequeue(out var why)) result.Add(why);
+        return result;
+    }
+
     internal StoreOptions Options { get; }
 
     internal SqliteDb Db => _db;

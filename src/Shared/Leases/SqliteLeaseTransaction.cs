@@ -48,7 +48,7 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
     {
         var cursor = Command("SELECT address FROM cursors WHERE network = $n AND range_set = $r", ("$n", network), ("$r", rangeSet));
         var text = cursor.Step() ? cursor.Text(0) : null;
-        return text is not null && IPAddress.TryParse(text, out var address) ? address : null;
+        return Allocation.Ip.TryParse(text, out var address) ? address : null;
     }
 
     public void SetCursor(string network, int rangeSet, IPAddress address) =>
@@ -81,14 +81,21 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
 
     public IReadOnlyList<Lease> AllLeases() => Query($"SELECT {LeaseColumns} FROM leases ORDER BY network, address_key");
 
-    public DateTimeOffset? RecoveredAt(string bootId) =>
-        Command("SELECT recovered_at FROM boots WHERE boot_id = $b", ("$b", bootId)) is var q && q.Step() && !q.IsNull(0)
-            ? ParseTimestamp(q.Text(0))
-            : null;
+    public IReadOnlyDictionary<string, DateTimeOffset> Recovered(string bootId)
+    {
+        var result = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        var reader = Command("SELECT scope, recovered_at FROM recoveries WHERE boot_id = $b", ("$b", bootId));
+        while (reader.Step())
+        {
+            if (reader.IsNull(0) || !TryParseTimestamp(reader.TextOrNull(1), out var at)) continue;
+            result[reader.Text(0)] = at;
+        }
+        return result;
+    }
 
-    public void RecordRecovery(string bootId, int released) =>
-        Command("INSERT INTO boots (boot_id, recovered_at, released) VALUES ($b, $at, $r) ON CONFLICT (boot_id) DO UPDATE SET recovered_at = excluded.recovered_at, released = excluded.released",
-            ("$b", bootId), ("$at", Timestamp(store.Options.Time.GetUtcNow())), ("$r", released)).Run();
+    public void RecordRecovery(string bootId, string scope, int released) =>
+        Command("INSERT INTO recoveries (boot_id, scope, recovered_at, released) VALUES ($b, $s, $at, $r) ON CONFLICT (boot_id, scope) DO UPDATE SET recovered_at = excluded.recovered_at, released = excluded.released",
+            ("$b", bootId), ("$s", scope), ("$at", Timestamp(store.Options.Time.GetUtcNow())), ("$r", released)).Run();
 
     public int AddStrike(Lease lease) => (int)Single(Command("""
         INSERT INTO strikes (network, address_key, container_id, ifname, count) VALUES ($n, $k, $c, $i, 1)
@@ -112,9 +119,14 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
         while (reader.Step())
         {
             // A row this build did not write (a damaged or edited store) is skipped, not trusted.
-            if (!IPAddress.TryParse(reader.Text(2), out var address)) continue;
+            if (!Allocation.Ip.TryParse(reader.Text(2), out var address) || reader.IsNull(0) || reader.IsNull(1) || reader.IsNull(3)
+                || reader.IsNull(4) || reader.IsNull(5) || !TryParseTimestamp(reader.TextOrNull(7), out var seenAt))
+            {
+                store.Skip($"guarded_files row {Describe(reader, 0, 1, 2)}: not a row berth wrote");
+                continue;
+            }
             result.Add(new GuardedFile(reader.Text(0), reader.Text(1), address, reader.Text(3), reader.Text(4), reader.Text(5),
-                TimeSpan.FromTicks(reader.Int64(6) / 100), ParseTimestamp(reader.Text(7)), (int)reader.Int64(8)));
+                TimeSpan.FromTicks(reader.Int64(6) / 100), seenAt, (int)reader.Int64(8)));
         }
         return result;
     }
@@ -183,7 +195,12 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
             """, ("$a", filter.Address), ("$n", filter.Network), ("$s", filter.Since is { } since ? Timestamp(since) : null), ("$l", filter.Limit));
         while (reader.Step())
         {
-            result.Add(new HistoryEntry(reader.Int64(0), ParseTimestamp(reader.Text(1)), reader.Text(2),
+            if (!TryParseTimestamp(reader.TextOrNull(1), out var at))
+            {
+                store.Skip($"history row {reader.Int64(0)}: its time is not one berth wrote");
+                continue;
+            }
+            result.Add(new HistoryEntry(reader.Int64(0), at, reader.Text(2),
                 reader.Text(3), reader.Text(4), reader.Text(5), reader.Text(6), reader.Text(7), reader.Text(8),
                 reader.Text(9), reader.TextOrNull(10), reader.TextOrNull(11), reader.TextOrNull(12), reader.TextOrNull(13) ?? LeaseStores.Berth));
         }
@@ -255,13 +272,34 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
     {
         var result = new List<Lease>();
         var reader = Command(sql, parameters);
-        while (reader.Step()) result.Add(ReadLease(reader));
+        while (reader.Step())
+        {
+            if (ReadLease(reader) is { } lease) result.Add(lease);
+            else store.Skip($"leases row {Describe(reader, 0, 1, 4)}: not a row berth wrote");
+        }
         return result;
     }
 
-    internal static Lease ReadLease(SqliteStatement r) => new(
+    /// <summary>
+    /// A lease row as berth wrote it, or null for one it did not (a damaged or hand-edited store, or a schema
+    /// this build does not know): such a row is skipped with a warning, never trusted and never a crash. Its
+    /// address stays taken all the same: the store's keys hold it.
+    /// </summary>
+    internal static Lease? ReadLease(SqliteStatement r)
+    {
+        foreach (var column in (ReadOnlySpan<int>)[0, 1, 3, 4, 5, 6, 11, 14])
+        {
+            if (r.IsNull(column)) return null;
+        }
+        if (!Allocation.Ip.TryParse(r.Text(1), out var address) || !TryParseTimestamp(r.TextOrNull(13), out var createdAt)) return null;
+        var sinceBoot = r.Int64(12);
+        if (sinceBoot < 0) return null;
+        return ReadLease(r, address, createdAt, sinceBoot);
+    }
+
+    private static Lease ReadLease(SqliteStatement r, IPAddress address, DateTimeOffset createdAt, long sinceBootNs) => new(
         Network: r.Text(0),
-        Address: IPAddress.Parse(r.Text(1)),
+        Address: address,
         RangeSet: (int)r.Int64(2),
         Subnet: r.Text(3),
         ContainerId: r.Text(4),
@@ -272,9 +310,15 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
         PodName: r.TextOrNull(9),
         PodUid: r.TextOrNull(10),
         BootId: r.Text(11),
-        SinceBoot: TimeSpan.FromTicks(r.Int64(12) / 100),
-        CreatedAt: ParseTimestamp(r.Text(13)),
+        SinceBoot: TimeSpan.FromTicks(sinceBootNs / 100),
+        CreatedAt: createdAt,
         Origin: r.Text(14));
+
+    /// <summary>A row named for a warning: its key columns as the store holds them, clipped.</summary>
+    private static string Describe(SqliteStatement r, params int[] columns) =>
+        "(" + string.Join(", ", columns.Select(c => r.IsNull(c) ? "NULL" : Clip(r.Text(c) ?? ""))) + ")";
+
+    private static string Clip(string text) => text.Length <= 64 ? text : text[..64] + "…";
 
     private const string TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
 
@@ -285,9 +329,12 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
     /// a tokenizer), and anything else a store may hold with the general one.
     /// </summary>
     internal static DateTimeOffset ParseTimestamp(string text) =>
-        DateTimeOffset.TryParseExact(text, TimestampFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)
-            ? at
-            : DateTimeOffset.Parse(text, CultureInfo.InvariantCulture);
+        TryParseTimestamp(text, out var at) ? at : throw new FormatException($"not a timestamp: {Clip(text)}");
+
+    /// <inheritdoc cref="ParseTimestamp"/>
+    internal static bool TryParseTimestamp(string? text, out DateTimeOffset at) =>
+        DateTimeOffset.TryParseExact(text, TimestampFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at)
+        || DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at);
 
     /// <summary>Statements are prepared once per transaction and run again with new parameter values.</summary>
     private SqliteStatement Command(string sql, params (string Name, object? Value)[] parameters)
