@@ -65,13 +65,15 @@ qemu_mode node-script 5 4 --mode node-script
 qemu_mode strict-nosync-control 10 5 --mode strict --unsafe-no-sync --expect-violations --tag CONTROL
 # One storm recorded under the write log, then thousands of crash states checked on the host (torture/replay.py),
 # and its own negative control, which ignores its share until it has caught a loss.
-qemu_mode replay 40 8 --mode replay --workers 4
+qemu_mode replay 35 8 --mode replay --workers 4
 qemu_mode replay-nosync-control 0 9 --mode replay --workers 4 --unsafe-no-sync --expect-violations --tag CONTROL
 
 # On the host: SIGKILL storms with a concurrent reconcile, and fuzzing of the plugin's input and of damaged stores.
 host_seed() { if [[ -n ${TORTURE_SEED:-} ]]; then echo "--seed $((TORTURE_SEED + $1))"; fi; }
 run_mode killstorm bash torture/killstorm.sh --seconds "$(share 5)" $(host_seed 6)
 run_mode fuzz bash torture/fuzz.sh --seconds "$(share 5)" $(host_seed 7)
+# And of what the agent reads: guarded directories, agent.json, a runtime's answers, store rows (docs/reliability.md).
+run_mode agentfuzz bash torture/agentfuzz.sh --seconds "$(share 5)" $(host_seed 10)
 
 echo
 echo "=== torture: summary ($(( $(date +%s) - START )) s, TORTURE_SECONDS=$TOTAL)"

@@ -35,6 +35,9 @@ internal sealed record AgentConfig
     public IReadOnlyList<string> NetnsDirs { get; init; } = global::Berth.HostAgent.HostLocal.BootProof.DefaultNetnsDirs;
 
     /// <summary>Loads the file; <paramref name="explicitPath"/> (from --config) must exist, the default need not.</summary>
+    /// <summary>agent.json holds a dozen settings: anything past this is not one.</summary>
+    public const int MaxBytes = 1 << 20;
+
     public static AgentConfig Load(string? explicitPath)
     {
         var path = explicitPath ?? DefaultPath;
@@ -46,7 +49,8 @@ internal sealed record AgentConfig
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            // Bounded: a config path that names /dev/zero or a file still growing is an error, not the agent's memory.
+            bytes = Shared.Config.SmallFile.Read(path, MaxBytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

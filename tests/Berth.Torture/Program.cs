@@ -1,10 +1,11 @@
 using System.Globalization;
 using Berth.Torture;
 
-// torture modes: killstorm and fuzz, each bounded by seconds, each ending with one SUMMARY line.
+// torture modes: killstorm, fuzz (the plugin's input) and agentfuzz (the agent's), each bounded by seconds, each ending with one SUMMARY line.
 const string Usage = """
     usage: Berth.Torture killstorm [--seconds N] [--seed S] [--workers W]
            Berth.Torture fuzz [--seconds N] [--seed S] [--cases N]
+           Berth.Torture agentfuzz [--seconds N] [--seed S] [--cases N]
     Runs against artifacts/bin/berth and artifacts/bin/berth-agent (or $BERTH_PLUGIN, $BERTH_AGENT). Needs root.
     Ends with one line: SUMMARY mode=<name> cycles=N acked=N cuts=N violations=N; exit 1 on any violation.
     """;
@@ -45,6 +46,9 @@ switch (mode)
         break;
     case "fuzz":
         report = new Fuzzer(new FuzzOptions(seconds ?? 60, chosenSeed, MaxCases: cases)).Run();
+        break;
+    case "agentfuzz":
+        report = new AgentFuzzer(new AgentFuzzOptions(seconds ?? 60, chosenSeed, MaxCases: cases)).Run();
         break;
     default:
         Console.Error.WriteLine($"Berth.Torture: unknown mode {mode}\n{Usage}");

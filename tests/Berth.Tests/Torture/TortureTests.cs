@@ -63,4 +63,37 @@ public sealed class TortureTests
 
         Assert.Contains(report.Violations, v => v.Contains("ended by signal 11", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void A_few_hundred_agent_fuzz_cases_find_no_violation()
+    {
+        var log = new StringWriter();
+
+        var report = new AgentFuzzer(new AgentFuzzOptions(Seconds: 30, Seed: 21, MaxCases: 150, Log: log)).Run();
+
+        Assert.True(report.Violations.Count == 0, log.ToString());
+        Assert.True(report.Cycles >= 60 && report.Acked >= 25, $"too few cases to mean anything: {report.Summary}\n{log}");
+    }
+
+    [Fact]
+    public void The_agent_fuzzer_notices_an_agent_that_deletes_a_ready_sandboxs_file()
+    {
+        using var dir = new TempDir();
+        var agent = dir.File("careless-agent");
+        // The real agent, except that a reconcile then deletes the lease files of every sandbox the fuzz made live.
+        File.WriteAllText(agent, $$"""
+            #!/bin/bash
+            "{{Repo.Agent}}" "$@"; rc=$?
+            args=("$@")
+            for ((i = 0; i < $#; i++)); do [ "${args[i]}" = --store ] && store=${args[i+1]}; done
+            if [ "$1" = reconcile ]; then grep -lrs '^live-' "$(dirname "$(dirname "$store")")/networks" | while read -r f; do rm -f "$f"; done; fi
+            exit $rc
+            """);
+        File.SetUnixFileMode(agent, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var log = new StringWriter();
+
+        var report = new AgentFuzzer(new AgentFuzzOptions(Seconds: 25, Seed: 22, MaxCases: 40, Log: log) { Agent = agent, KeepOnViolation = false }).Run();
+
+        Assert.Contains(report.Violations, v => v.Contains("is listed as ready", StringComparison.Ordinal));
+    }
 }

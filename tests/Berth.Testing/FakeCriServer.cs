@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
-namespace Berth.Tests.HostAgent.Cri;
+namespace Berth.Testing;
 
 /// <summary>
 /// A container runtime for tests: Kestrel on a Unix socket, HTTP/2 only, answering CRI methods with whatever
