@@ -109,6 +109,8 @@ internal static partial class Cli
     private static int History(ParseResult parse, string? ip, string? since, int limit)
     {
         if (limit <= 0) throw new AgentConfigException("--limit must be a positive number");
+        // As the store writes it: canonical (fd00::A is fd00::a); a malformed one is an error, not an empty answer.
+        if (ip is not null) ip = Shared.Allocation.Ip.TryParse(ip, out var address) ? address.ToString() : throw new AgentConfigException($"--ip \"{ip}\" is not an IP address");
         var from = since is null ? (DateTimeOffset?)null : Since(since) ?? throw new AgentConfigException($"--since \"{since}\": use a duration such as 30m, 6h, 2d or a time such as 2026-11-22T10:00:00Z");
         var (_, store) = Open(parse, StoreAccess.Read);
         using var _ = store;

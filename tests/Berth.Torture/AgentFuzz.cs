@@ -349,7 +349,7 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
                 File.WriteAllText(path, good);
                 return (path, "good");
             }
-            var kind = random.Next(10);
+            var kind = random.Next(11);
             switch (kind)
             {
                 case 0: File.WriteAllText(path, good[..random.Next(good.Length)]); return (path, "truncated");
@@ -365,6 +365,7 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
                 case 6: return (Path.Combine(root, "no-such.json"), "missing");
                 case 7: File.WriteAllText(path, good.Replace("\"hostLocal\": {", "\"hostLocal\": {\"dirs\": 5, ")); return (path, "duplicate-key");
                 case 8: File.WriteAllText(path, good.Replace("\"metricsAddress\": \"off\"", "\"metricsAddress\": \"" + Pick(random, "nonsense", "127.0.0.1:99999", ":", "[::1]:x") + "\"")); return (path, "bad-address");
+                case 9: return ("/dev/zero", "endless");
                 default: File.WriteAllText(path, "/dev/zero"); return (path, "not-json");
             }
         }

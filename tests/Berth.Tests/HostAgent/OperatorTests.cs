@@ -70,9 +70,12 @@ public sealed class OperatorTests : IDisposable
         var last = Json(Agent("history", "--json", "--limit", "1")).GetProperty("events").EnumerateArray().ToList();
         var recent = Json(Agent("history", "--json", "--since", "1h")).GetProperty("events").EnumerateArray().ToList();
         var future = Json(Agent("history", "--json", "--since", "2099-01-01T00:00:00Z")).GetProperty("events").EnumerateArray().ToList();
+        var octal = Agent("history", "--ip", "10.64.0.02");
 
         Assert.Equal(["allocate/cni-add", "allocate/cni-add", "release/cni-del"], all.Select(e => $"{e.GetProperty("action").GetString()}/{e.GetProperty("reason").GetString()}"));
         Assert.All(all, e => Assert.Equal("berth", e.GetProperty("actor").GetString()));
+        Assert.Equal(1, octal.ExitCode);
+        Assert.Contains("--ip \"10.64.0.02\" is not an IP address", octal.Stderr);
         Assert.Equal(2, one.Count);
         Assert.Equal("release", Assert.Single(last).GetProperty("action").GetString());
         Assert.Equal(3, recent.Count);
