@@ -29,16 +29,7 @@ public sealed partial class DaemonTests : IDisposable
             ["NOTIFY_SOCKET"] = _dir.File("notify"),
             ["WATCHDOG_USEC"] = "200000",
         };
-        using var agent = Exec.Start(Repo.Agent, ["run", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json")], new ExecOptions
-        {
-            Environment = ExecOptions.Text(environment),
-            StdoutLine = line =>
-            {
-                lock (log) log.AppendLine(line);
-                if (MetricsUrl().Match(line) is { Success: true } m) metricsUrl.TrySetResult(m.Value);
-            },
-            Timeout = TimeSpan.FromSeconds(60),
-        });
+        using var agent = StartRun(environment, log, metricsUrl);
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -140,16 +131,7 @@ public sealed partial class DaemonTests : IDisposable
             """);
         var log = new StringBuilder();
         var metricsUrl = new TaskCompletionSource<string>();
-        using var agent = Exec.Start(Repo.Agent, ["run", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json")], new ExecOptions
-        {
-            Environment = ExecOptions.Text(new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id") }),
-            StdoutLine = line =>
-            {
-                lock (log) log.AppendLine(line);
-                if (MetricsUrl().Match(line) is { Success: true } m) metricsUrl.TrySetResult(m.Value);
-            },
-            Timeout = TimeSpan.FromSeconds(60),
-        });
+        using var agent = StartRun(new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id") }, log, metricsUrl);
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -174,6 +156,19 @@ public sealed partial class DaemonTests : IDisposable
             agent.Kill();
         }
     }
+
+    /// <summary>`berth-agent run` on this test's store and agent.json; its log lines collected, the metrics URL it announces given.</summary>
+    private Running StartRun(Dictionary<string, string> environment, StringBuilder log, TaskCompletionSource<string> metricsUrl) =>
+        Exec.Start(Repo.Agent, ["run", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json")], new ExecOptions
+        {
+            Environment = ExecOptions.Text(environment),
+            StdoutLine = line =>
+            {
+                lock (log) log.AppendLine(line);
+                if (MetricsUrl().Match(line) is { Success: true } m) metricsUrl.TrySetResult(m.Value);
+            },
+            Timeout = TimeSpan.FromSeconds(60),
+        });
 
     private const int Scrapes = 3000;
 
