@@ -72,7 +72,8 @@ internal sealed class AgentDaemon(
         // The first pass comes after READY=1, which the lifetime sends once every hosted service has started.
         if (!await StartedAsync(stop).ConfigureAwait(false)) return;
 
-        await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, () => MetricsText.Render(store, clock.BootId, _figures)) : null;
+        await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, () => MetricsText.Render(store, clock.BootId, _figures,
+            Pools.PoolUsage.Measure(config.HostLocalDirs, config.CniConfDirs).Ranges)) : null;
         try
         {
             metrics?.Start();

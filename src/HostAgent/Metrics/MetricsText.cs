@@ -16,7 +16,7 @@ internal static class MetricsText
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    public static string Render(SqliteLeaseStore store, string bootId, DaemonFigures daemon)
+    public static string Render(SqliteLeaseStore store, string bootId, DaemonFigures daemon, IReadOnlyList<Pools.PoolRange>? guarded = null)
     {
         var text = new StringBuilder();
         var ranges = new List<(string Labels, UInt128 Capacity, long Leased)>();
@@ -29,7 +29,7 @@ internal static class MetricsText
                 {
                     foreach (var r in set.Ranges)
                     {
-                        ranges.Add(($"network=\"{Escape(network)}\",range_set=\"{set.Index}\",range=\"{r}\"", r.Capacity, q.CountLeases(network, r.Start, r.End)));
+                        ranges.Add(($"store=\"{LeaseStores.Berth}\",network=\"{Escape(network)}\",range_set=\"{set.Index}\",range=\"{r}\"", r.Capacity, q.CountLeases(network, r.Start, r.End)));
                     }
                 }
             }
@@ -37,10 +37,13 @@ internal static class MetricsText
             return (c, p, q.ReleaseCounts(), q.ReleaseCounts(bootId));
         });
 
+        var pools = guarded ?? [];
         Family(text, "berth_range_addresses", "gauge", "Addresses a range can hand out (gateway excluded).");
         foreach (var r in ranges) Sample(text, "berth_range_addresses", r.Labels, (double)r.Capacity);
-        Family(text, "berth_range_leased", "gauge", "Addresses of a range that are leased.");
+        foreach (var p in pools.Where(p => p.Range is not null)) Sample(text, "berth_range_addresses", PoolLabels(p), (double)p.Range!.Capacity);
+        Family(text, "berth_range_leased", "gauge", "Addresses of a range that are leased (a guarded host-local network's addresses outside every known range: without range labels).");
         foreach (var r in ranges) Sample(text, "berth_range_leased", r.Labels, r.Leased);
+        foreach (var p in pools) Sample(text, "berth_range_leased", PoolLabels(p), p.Used);
         Family(text, "berth_leases", "gauge", "Leases by the boot they were made in.");
         Sample(text, "berth_leases", "boot=\"current\"", current);
         Sample(text, "berth_leases", "boot=\"previous\"", previous);
@@ -69,6 +72,11 @@ internal static class MetricsText
         }
         return text.ToString();
     }
+
+    /// <summary>A guarded network's labels: its store is host-local:DIR; without a known range, no range labels.</summary>
+    private static string PoolLabels(Pools.PoolRange p) => p.Range is null
+        ? $"store=\"{Escape(p.Store)}\",network=\"{Escape(p.Network)}\""
+        : $"store=\"{Escape(p.Store)}\",network=\"{Escape(p.Network)}\",range_set=\"{p.RangeSet}\",range=\"{p.Range}\"";
 
     private static void Family(StringBuilder text, string name, string type, string help) =>
         text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n').Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
