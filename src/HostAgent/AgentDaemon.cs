@@ -91,7 +91,7 @@ internal sealed class AgentDaemon(
             {
                 var report = await reconciler.PassAsync(config.DryRun, stop).ConfigureAwait(false);
                 Log.Pass(logger, report);
-                _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1 };
+                _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1, LastSuccessAt = time.GetUtcNow() };
                 Status("last pass: " + report.Summary);
                 if (!config.DryRun)
                 {

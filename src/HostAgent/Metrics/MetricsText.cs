@@ -6,7 +6,8 @@ using Berth.Shared.Leases;
 namespace Berth.HostAgent.Metrics;
 
 /// <summary>What the daemon knows of its own work, for the metrics page.</summary>
-internal sealed record DaemonFigures(TimeSpan? LastReconcileDuration, bool? LastReconcileSucceeded, int LastReconcileReleased, long Passes, bool RecoveryDone);
+/// <remarks><paramref name="LastSuccessAt"/>: the wall clock when the last pass completed, for the age people see on a dashboard.</remarks>
+internal sealed record DaemonFigures(TimeSpan? LastReconcileDuration, bool? LastReconcileSucceeded, int LastReconcileReleased, long Passes, bool RecoveryDone, DateTimeOffset? LastSuccessAt = null);
 
 /// <summary>
 /// The Prometheus text exposition format (version 0.0.4) of the store's figures and the daemon's. Every
@@ -44,9 +45,17 @@ internal static class MetricsText
         Family(text, "berth_range_leased", "gauge", "Addresses of a range that are leased (a guarded host-local network's addresses outside every known range: without range labels).");
         foreach (var r in ranges) Sample(text, "berth_range_leased", r.Labels, r.Leased);
         foreach (var p in pools) Sample(text, "berth_range_leased", PoolLabels(p), p.Used);
-        Family(text, "berth_leases", "gauge", "Leases by the boot they were made in.");
-        Sample(text, "berth_leases", "boot=\"current\"", current);
-        Sample(text, "berth_leases", "boot=\"previous\"", previous);
+        // A guarded host-local file's boot is the one the agent first saw it in (as of its last pass).
+        var files = store.Read(tx => tx.GuardedFiles()).GroupBy(f => f.Store).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => (Store: g.Key, Current: g.LongCount(f => f.BootId == bootId), Previous: g.LongCount(f => f.BootId != bootId)));
+        Family(text, "berth_leases", "gauge", "Leases by the boot they were made in (guarded host-local files: first seen in).");
+        Sample(text, "berth_leases", $"store=\"{LeaseStores.Berth}\",boot=\"current\"", current);
+        Sample(text, "berth_leases", $"store=\"{LeaseStores.Berth}\",boot=\"previous\"", previous);
+        foreach (var f in files)
+        {
+            Sample(text, "berth_leases", $"store=\"{Escape(f.Store)}\",boot=\"current\"", f.Current);
+            Sample(text, "berth_leases", $"store=\"{Escape(f.Store)}\",boot=\"previous\"", f.Previous);
+        }
         Family(text, "berth_releases_total", "counter", "Releases recorded in the store's history, by reason.");
         foreach (var reason in new[] { Reasons.CniDel, Reasons.CniGc, Reasons.BootRecovery, Reasons.Reconcile, Reasons.ExhaustedReclaim, Reasons.Manual, Reasons.HostLocalBootRecovery, Reasons.HostLocalReconcile })
         {
@@ -69,6 +78,11 @@ internal static class MetricsText
             Sample(text, "berth_reconcile_last_success", null, ok ? 1 : 0);
             Family(text, "berth_reconcile_last_released", "gauge", "Leases released by the last reconcile pass.");
             Sample(text, "berth_reconcile_last_released", null, daemon.LastReconcileReleased);
+        }
+        if (daemon.LastSuccessAt is { } at)
+        {
+            Family(text, "berth_reconcile_last_success_timestamp_seconds", "gauge", "When the last reconcile pass completed (Unix time).");
+            Sample(text, "berth_reconcile_last_success_timestamp_seconds", null, at.ToUnixTimeMilliseconds() / 1000.0);
         }
         return text.ToString();
     }

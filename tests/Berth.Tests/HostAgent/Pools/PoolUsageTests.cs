@@ -170,7 +170,14 @@ public sealed class PoolUsageTests : IDisposable
         Conflist("10-net.conflist", "net1", $$"""{"type": "host-local", "dataDir": "{{_data}}", "ranges": [[{"subnet": "10.76.0.0/29"}]]}""");
         Held("net1", "10.76.0.2", "10.76.0.3");
         Held("lost", "10.77.0.2");
-        using var store = SqliteLeaseStore.Open(_dir.File("berth.db"), new StoreOptions(new FakeBootClock("boot-1"), TimeProvider.System) { Create = true });
+        var clock = new FakeBootClock("boot-0");
+        using var store = SqliteLeaseStore.Open(_dir.File("berth.db"), new StoreOptions(clock, TimeProvider.System) { Create = true });
+        foreach (var (address, boot) in new[] { ("10.76.0.2", "boot-0"), ("10.76.0.4", "boot-0"), ("10.76.0.3", "boot-1") })
+        {
+            // The store stamps a sighting with the boot its clock is in.
+            clock.BootId = boot;
+            store.Write(tx => tx.SeeGuardedFile(new GuardedFile(_data, "net1", System.Net.IPAddress.Parse(address), "c" + address, "eth0", "", TimeSpan.Zero, DateTimeOffset.UnixEpoch)));
+        }
 
         var page = MetricsText.Render(store, "boot-1", new DaemonFigures(null, null, 0, 0, true), Measure().Ranges);
 
@@ -179,6 +186,10 @@ public sealed class PoolUsageTests : IDisposable
         Assert.Contains($"berth_range_leased{{store=\"host-local:{_data}\",network=\"lost\"}} 1\n", page);
         Assert.DoesNotContain("network=\"lost\",range", page);
         Assert.DoesNotContain("berth_range_addresses{store=\"host-local:" + _data + "\",network=\"lost\"", page);
+        Assert.Contains("berth_leases{store=\"berth\",boot=\"previous\"} 0\n", page);
+        Assert.Contains($"berth_leases{{store=\"host-local:{_data}\",boot=\"current\"}} 1\n", page);
+        Assert.Contains($"berth_leases{{store=\"host-local:{_data}\",boot=\"previous\"}} 2\n", page);
+        Assert.DoesNotContain("berth_reconcile_last_success_timestamp_seconds", page);
     }
 
     [Fact]
