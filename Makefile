@@ -49,9 +49,10 @@ packages-test: packages
 	@bash tests/packaging/test-packages.sh
 
 # The alert rules and dashboard (deploy/prometheus/): promtool check and unit tests, the PrometheusRule made from
-# the rules file, the dashboard's recording rules defined.
+# the rules file, then a real Prometheus scraping a real berth-agent (under a minute; artifacts/prometheus/).
 prometheus-test: build
 	@bash tests/prometheus/check.sh
+	/usr/bin/python3 tests/prometheus/real_prometheus.py
 
 demo: build
 	@bash scripts/demo.sh

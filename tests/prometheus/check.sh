@@ -11,7 +11,7 @@ promtool check rules "$dir/berth-rules.yml"
 (cd "$dir" && promtool test rules tests.yml)
 bash "$dir/generate.sh" --check
 # The text is generated; this says the groups a prometheus-operator reads are the very groups Prometheus reads.
-python3 - "$dir" <<'PY'
+/usr/bin/python3 - "$dir" <<'PY'
 import json, re, sys, yaml
 d = sys.argv[1]
 rules = yaml.safe_load(open(f"{d}/berth-rules.yml"))
