@@ -250,6 +250,12 @@ scrape_configs:
     if check.returncode != 1:
         fail(f"berth-agent check exit {check.returncode}, expected 1 (two nearly full ranges)")
 
+    # The agent's log says what the pools cannot: the broken config, the network without a size.
+    agent_log = open(d("agent.log")).read()
+    for needle in (f"pools: CNI config {d('net.d', '99-broken.conf')}: not a JSON object", "pools: host-local network prom-lost in " + d("networks") + ": size unknown"):
+        if needle not in agent_log:
+            fail(f"berth-agent's log does not say '{needle}': {agent_log[-3000:]}")
+
     # Every dashboard query returns data (with the node variable at its "All" value). The ranges end now, on a grid of
     # 1 s steps that ends at now, once Prometheus's ALERTS series holds every firing alert.
     await_("ALERTS holds the firing alerts", lambda: query('count(ALERTS{alertstate="firing"}) >= %d' % len(expected)), 10)
