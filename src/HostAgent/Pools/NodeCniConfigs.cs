@@ -17,7 +17,8 @@ internal sealed record HostLocalNetworkConfig(string DataDir, string Network, st
 /// (<c>cniConfDirs</c>): the network is the config's <c>name</c>, its files are under the host-local
 /// <c>ipam</c> section's <c>dataDir</c> (host-local's default /var/lib/cni/networks), its ranges are that
 /// section's, read by the plugin's own parser, <c>usePodCidr</c> from flannel's subnet file as the plugin reads
-/// it. Files are taken as the runtime's CNI library takes them (.conf, .conflist, .json, by name); the first file
+/// it; flannel's plugin (k3s) delegates to host-local with the ranges of its subnet file. Files are taken as the
+/// runtime's CNI library takes them (.conf, .conflist, .json, by name); the first file
 /// that describes a network wins. Every file is someone else's: one that cannot be read or parsed is skipped with
 /// a warning, and never stops the reading of the others.
 /// </summary>
@@ -96,8 +97,15 @@ internal sealed record NodeCniConfigs(IReadOnlyDictionary<(string DataDir, strin
         IEnumerable<JsonElement> plugins = root.TryGetProperty("plugins", out var list) && list.ValueKind == JsonValueKind.Array ? list.EnumerateArray() : [root];
         foreach (var plugin in plugins)
         {
-            if (plugin.ValueKind != JsonValueKind.Object || !plugin.TryGetProperty("ipam", out var ipam) || ipam.ValueKind != JsonValueKind.Object) continue;
-            if (!ipam.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || type.GetString() != "host-local") continue;
+            if (plugin.ValueKind != JsonValueKind.Object) continue;
+            JsonElement ipam;
+            if (IsString(plugin, "type", "flannel"))
+            {
+                if (FlannelIpam(plugin) is not { } delegated) continue;
+                ipam = delegated;
+            }
+            else if (!plugin.TryGetProperty("ipam", out ipam) || ipam.ValueKind != JsonValueKind.Object) continue;
+            if (!IsString(ipam, "type", "host-local")) continue;
             var dataDir = HostLocalDirs.Default;
             if (ipam.TryGetProperty("dataDir", out var d))
             {
@@ -117,6 +125,67 @@ internal sealed record NodeCniConfigs(IReadOnlyDictionary<(string DataDir, strin
             var (sets, problem) = Ranges(name, ipam);
             networks[key] = new HostLocalNetworkConfig(key.Item1, name, file, sets, problem);
         }
+    }
+
+    private static bool IsString(JsonElement obj, string name, string value) =>
+        obj.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() == value;
+
+    /// <summary>
+    /// The ipam section flannel's CNI plugin hands its delegate (k3s, RKE2 with flannel): its own <c>ipam</c> (type
+    /// host-local when it names none) with the ranges replaced by the node's subnets from its subnet file
+    /// (<c>subnetFile</c>, default /run/flannel/subnet.env): <c>FLANNEL_SUBNET</c> and <c>FLANNEL_IPV6_SUBNET</c>,
+    /// whichever it holds. Null when it names another IPAM plugin.
+    /// </summary>
+    private static JsonElement? FlannelIpam(JsonElement plugin)
+    {
+        JsonElement? given = plugin.TryGetProperty("ipam", out var i) && i.ValueKind == JsonValueKind.Object ? i : null;
+        if (given is { } g && g.TryGetProperty("type", out _) && !IsString(g, "type", "host-local")) return null;
+        plugin.TryGetProperty("subnetFile", out var subnetFile);
+        var path = subnetFile.ValueKind == JsonValueKind.String ? subnetFile.GetString()! : FlannelSubnetFile.DefaultPath;
+        var placeholders = new List<string>();
+        if (subnetFile.ValueKind is JsonValueKind.String or JsonValueKind.Undefined && Path.IsPathFullyQualified(path) && NodeFile.IsRegularFile(path))
+        {
+            foreach (var (key, placeholder) in new[] { (FlannelSubnetFile.Ipv4Key, ConfigParser.UsePodCidr), (FlannelSubnetFile.Ipv6Key, ConfigParser.UsePodCidrIPv6) })
+            {
+                try
+                {
+                    _ = FlannelSubnetFile.Subnet(path, key);
+                    placeholders.Add(placeholder);
+                }
+                catch (FormatException)
+                {
+                    // This family is not in the file: flannel gives no range for it.
+                }
+            }
+        }
+        // None found: the IPv4 placeholder lets the plugin's parser say why (no file, no key, not a regular file).
+        if (placeholders.Count == 0) placeholders.Add(ConfigParser.UsePodCidr);
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("type", "host-local");
+            if (given is { } gi && gi.TryGetProperty("dataDir", out var dataDir))
+            {
+                w.WritePropertyName("dataDir");
+                dataDir.WriteTo(w);
+            }
+            w.WritePropertyName("subnetFile");
+            if (subnetFile.ValueKind == JsonValueKind.Undefined) w.WriteStringValue(path);
+            else subnetFile.WriteTo(w);
+            w.WriteStartArray("ranges");
+            foreach (var placeholder in placeholders)
+            {
+                w.WriteStartArray();
+                w.WriteStartObject();
+                w.WriteString("subnet", placeholder);
+                w.WriteEndObject();
+                w.WriteEndArray();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return ConfigParser.ParseObject(buffer.WrittenMemory);
     }
 
     /// <summary>The ipam section's range sets, read by the plugin's parser, or why not.</summary>

@@ -88,6 +88,37 @@ public sealed class PoolUsageTests : IDisposable
     }
 
     [Fact]
+    public void Flannels_plugin_delegates_to_host_local_with_the_subnets_of_its_subnet_file()
+    {
+        var subnetFile = _dir.File("subnet.env");
+        // k3s's conflist: flannel with no ipam section; its delegate gets host-local (in this test's dataDir).
+        File.WriteAllText(Path.Combine(_conf, "10-flannel.conflist"), $$$"""
+            {"name": "cbr0", "cniVersion": "1.0.0", "plugins": [
+              {"type": "flannel", "subnetFile": "{{{subnetFile}}}", "ipam": {"dataDir": "{{{_data}}}"}, "delegate": {"hairpinMode": true, "isDefaultGateway": true}},
+              {"type": "portmap", "capabilities": {"portMappings": true}}]}
+            """);
+        File.WriteAllText(Path.Combine(_conf, "20-flannel-berth.conflist"), $$$"""
+            {"name": "berthnet", "cniVersion": "1.0.0", "plugins": [{"type": "flannel", "subnetFile": "{{{subnetFile}}}", "ipam": {"type": "berth", "dataDir": "{{{_data}}}"}}]}
+            """);
+        Held("cbr0", "10.81.7.2", "fd81:0:0:7::2");
+        Held("berthnet", "10.81.7.3");
+
+        var missing = Measure();
+        File.WriteAllText(subnetFile, "FLANNEL_NETWORK=10.81.0.0/16\nFLANNEL_SUBNET=10.81.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n");
+        var v4 = Measure();
+        File.AppendAllText(subnetFile, "FLANNEL_IPV6_SUBNET=fd81:0:0:7::1/64\n");
+        var dual = Measure();
+
+        Assert.Contains($"flannel's subnet file {subnetFile} does not exist", Assert.Single(missing.Unsized, u => u.Network == "cbr0").Why);
+        // berthnet's flannel delegates to berth: not a host-local network, so no config describes its directory.
+        Assert.Contains("no CNI config", Assert.Single(v4.Unsized).Why);
+        Assert.Equal([("cbr0", "10.81.7.1-10.81.7.254", 1L), ("cbr0", "", 1L)],
+            v4.Ranges.Where(r => r.Network == "cbr0").Select(r => (r.Network, r.Range?.ToString() ?? "", r.Used)));
+        Assert.Equal([("10.81.7.1-10.81.7.254", 0), ("fd81:0:0:7::1-fd81::7:ffff:ffff:ffff:ffff", 1)],
+            dual.Ranges.Where(r => r.Network == "cbr0").Select(r => (r.Range!.ToString(), r.RangeSet!.Value)));
+    }
+
+    [Fact]
     public void A_network_no_config_names_is_exported_with_used_only_and_says_why()
     {
         Held("lost", "10.72.0.2", "10.72.0.3");
