@@ -9,15 +9,16 @@ BENCH_APT_PACKAGES := time gcc strace
 E2E_APT_PACKAGES := containerd runc
 TORTURE_APT_PACKAGES := qemu-system-x86 cpio busybox-static e2fsprogs python3
 NODE_APT_PACKAGES := mmdebstrap qemu-utils
+PROMETHEUS_APT_PACKAGES := prometheus python3-yaml
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: build deps test demo e2e packages packages-test bench torture node-test clean
+.PHONY: build deps test demo e2e packages packages-test bench torture node-test prometheus-test clean
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES) $(TORTURE_APT_PACKAGES) $(NODE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES) $(TORTURE_APT_PACKAGES) $(NODE_APT_PACKAGES) $(PROMETHEUS_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
@@ -35,6 +36,7 @@ test: build
 	BENCH_QUICK=1 BENCH_OUT=artifacts/bench bash bench/bench.sh | sed -n '/^## ADD/,/^Floor/p'
 	$(E2E) --reboots 2 --pods 5
 	$(MAKE) --no-print-directory packages-test
+	$(MAKE) --no-print-directory prometheus-test
 	TORTURE_SECONDS=120 bash torture/run.sh
 	NODE_TEST_SECONDS=60 NODE_TEST_CONTROL=0 $(MAKE) --no-print-directory node-test
 
@@ -45,6 +47,12 @@ packages: build
 # lintian, rpmlint, the packages' files and scripts, and a real install, remove and purge of the .deb.
 packages-test: packages
 	@bash tests/packaging/test-packages.sh
+
+# The alert rules and dashboard (deploy/prometheus/): promtool check and unit tests, the PrometheusRule made from
+# the rules file, then a real Prometheus scraping a real berth-agent (under a minute; artifacts/prometheus/).
+prometheus-test: build
+	@bash tests/prometheus/check.sh
+	/usr/bin/python3 tests/prometheus/real_prometheus.py
 
 demo: build
 	@bash scripts/demo.sh

@@ -34,6 +34,9 @@ internal sealed record AgentConfig
     /// <summary>Where runtimes pin network namespaces: an entry there means a runtime has run in this boot (see BootProof).</summary>
     public IReadOnlyList<string> NetnsDirs { get; init; } = global::Berth.HostAgent.HostLocal.BootProof.DefaultNetnsDirs;
 
+    /// <summary>The runtime's CNI config dirs, where the ranges of guarded host-local networks are read (see Pools.NodeCniConfigs).</summary>
+    public IReadOnlyList<string> CniConfDirs { get; init; } = global::Berth.HostAgent.Pools.NodeCniConfigs.DefaultDirs;
+
     /// <summary>Loads the file; <paramref name="explicitPath"/> (from --config) must exist, the default need not.</summary>
     /// <summary>agent.json holds a dozen settings: anything past this is not one.</summary>
     public const int MaxBytes = 1 << 20;
@@ -90,8 +93,9 @@ internal sealed record AgentConfig
                     "historyKeepEvents" => config with { HistoryKeepEvents = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var n) && n >= 0 ? n : throw Bad("must be a whole number of events, 0 or more") },
                     "historyKeepDays" => config with { HistoryKeepAge = Seconds(p.Value, 0, 3650) is { } d ? TimeSpan.FromDays(d.TotalSeconds) : throw Bad("must be a number of days from 0 to 3650") },
                     "hostLocal" => ParseHostLocal(config, p.Value, path),
+                    "cniConfDirs" => config with { CniConfDirs = Paths(p.Value) ?? throw Bad("must be an array of absolute paths (the runtime's CNI config dirs)") },
                     "dryRun" => config with { DryRun = p.Value.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw Bad("must be true or false") } },
-                    _ => throw new AgentConfigException($"config {path}: unknown key \"{p.Name}\" (known: store, intervalSeconds, gracePeriodSeconds, runtimeSockets, runtimeTimeoutSeconds, metricsAddress, historyKeepEvents, historyKeepDays, hostLocal, dryRun)"),
+                    _ => throw new AgentConfigException($"config {path}: unknown key \"{p.Name}\" (known: store, intervalSeconds, gracePeriodSeconds, runtimeSockets, runtimeTimeoutSeconds, metricsAddress, historyKeepEvents, historyKeepDays, hostLocal, cniConfDirs, dryRun)"),
                 };
             }
             return config;

@@ -24,6 +24,7 @@ internal sealed class AgentDaemon(
     private const string Actor = Cli.Actor;
     private readonly HostLocal.HostLocalGuard? _guard = HostLocal.HostLocalGuard.For(config, store, clock, Cli.Actor);
     private DaemonFigures _figures = new(null, null, 0, 0, false, Skipped: new SkippedEntries());
+    private string _poolWarnings = "";
 
     /// <summary>
     /// The service's host: journald console format, systemd's lifetime and notifier (given, so that the tests
@@ -102,7 +103,7 @@ internal sealed class AgentDaemon(
         // The first pass comes after READY=1, which the lifetime sends once every hosted service has started.
         if (!await StartedAsync(stop).ConfigureAwait(false)) return;
 
-        await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, () => MetricsText.Render(store, clock.BootId, _figures)) : null;
+        await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, RenderMetrics) : null;
         try
         {
             metrics?.Start();
@@ -122,7 +123,7 @@ internal sealed class AgentDaemon(
                 var report = await reconciler.PassAsync(config.DryRun, stop).ConfigureAwait(false);
                 Log.Pass(logger, report);
                 _figures.Skipped!.Add(report.Skipped);
-                _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1 };
+                _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1, LastSuccessAt = time.GetUtcNow() };
                 Status("last pass: " + report.Summary);
                 if (!config.DryRun)
                 {
@@ -143,6 +144,19 @@ internal sealed class AgentDaemon(
             await WaitAsync(config.Interval, stop).ConfigureAwait(false);
         }
         logger.LogInformation("stopping");
+    }
+
+    /// <summary>The page, with the guarded networks' pools as the node's CNI configs size them now.</summary>
+    private string RenderMetrics()
+    {
+        var pools = Pools.PoolUsage.Measure(config.HostLocalDirs, config.CniConfDirs);
+        // What the pools cannot say goes to the journal when it changes, not at every scrape.
+        var said = string.Join("\n", pools.Warnings.Concat(pools.Unsized.Select(u => $"host-local network {u.Network} in {u.Dir}: size unknown: {u.Why}")));
+        if (Interlocked.Exchange(ref _poolWarnings, said) != said)
+        {
+            foreach (var line in said.Split('\n', StringSplitOptions.RemoveEmptyEntries)) logger.LogWarning("pools: {Warning}", line);
+        }
+        return MetricsText.Render(store, clock.BootId, _figures, pools.Ranges);
     }
 
     private async Task<bool> StartedAsync(CancellationToken stop)

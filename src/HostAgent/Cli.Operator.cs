@@ -169,12 +169,13 @@ internal static partial class Cli
     {
         var (config, store) = Open(parse, StoreAccess.Read);
         using var _ = store;
-        var findings = HealthCheck.Run(store, Clock.BootId, config.HostLocalDirs);
+        var findings = HealthCheck.Run(store, Clock.BootId, config.HostLocalDirs, config.CniConfDirs);
+        var problems = findings.Count(f => !f.IsNote);
         if (parse.GetValue(JsonOption))
         {
             WriteJson(w =>
             {
-                w.WriteBoolean("healthy", findings.Count == 0);
+                w.WriteBoolean("healthy", problems == 0);
                 w.WriteStartArray("findings");
                 foreach (var f in findings)
                 {
@@ -183,6 +184,7 @@ internal static partial class Cli
                     w.WriteString("network", f.Network);
                     w.WriteString("address", f.Address);
                     w.WriteString("message", f.Message);
+                    if (f.IsNote) w.WriteBoolean("note", true);
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
@@ -190,10 +192,10 @@ internal static partial class Cli
         }
         else
         {
-            foreach (var f in findings) Console.WriteLine($"{f.Kind}: {f.Message}");
-            Console.WriteLine(findings.Count == 0 ? $"healthy: {store.Path}" : $"{findings.Count} finding(s) in {store.Path}");
+            foreach (var f in findings) Console.WriteLine($"{(f.IsNote ? "note: " : "")}{f.Kind}: {f.Message}");
+            Console.WriteLine(problems == 0 ? $"healthy: {store.Path}" : $"{problems} finding(s) in {store.Path}");
         }
-        return findings.Count == 0 ? Ok : Error;
+        return problems == 0 ? Ok : Error;
     }
 
     private static int Import(ParseResult parse, string directory)

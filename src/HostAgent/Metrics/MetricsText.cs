@@ -6,8 +6,9 @@ using Berth.Shared.Leases;
 namespace Berth.HostAgent.Metrics;
 
 /// <summary>What the daemon knows of its own work, for the metrics page.</summary>
+/// <remarks><paramref name="LastSuccessAt"/>: the wall clock when the last pass completed, for the age people see on a dashboard.</remarks>
 internal sealed record DaemonFigures(TimeSpan? LastReconcileDuration, bool? LastReconcileSucceeded, int LastReconcileReleased, long Passes, bool RecoveryDone,
-    long Failures = 0, SkippedEntries? Skipped = null);
+    DateTimeOffset? LastSuccessAt = null, long Failures = 0, SkippedEntries? Skipped = null);
 
 /// <summary>
 /// The Prometheus text exposition format (version 0.0.4) of the store's figures and the daemon's. Every
@@ -17,7 +18,7 @@ internal static class MetricsText
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    public static string Render(SqliteLeaseStore store, string bootId, DaemonFigures daemon)
+    public static string Render(SqliteLeaseStore store, string bootId, DaemonFigures daemon, IReadOnlyList<Pools.PoolRange>? guarded = null)
     {
         var text = new StringBuilder();
         var ranges = new List<(string Labels, UInt128 Capacity, long Leased)>();
@@ -30,7 +31,7 @@ internal static class MetricsText
                 {
                     foreach (var r in set.Ranges)
                     {
-                        ranges.Add(($"network=\"{Escape(network)}\",range_set=\"{set.Index}\",range=\"{r}\"", r.Capacity, q.CountLeases(network, r.Start, r.End)));
+                        ranges.Add(($"store=\"{LeaseStores.Berth}\",network=\"{Escape(network)}\",range_set=\"{set.Index}\",range=\"{r}\"", r.Capacity, q.CountLeases(network, r.Start, r.End)));
                     }
                 }
             }
@@ -38,13 +39,24 @@ internal static class MetricsText
             return (c, p, q.ReleaseCounts(), q.ReleaseCounts(bootId));
         });
 
+        var pools = guarded ?? [];
         Family(text, "berth_range_addresses", "gauge", "Addresses a range can hand out (gateway excluded).");
         foreach (var r in ranges) Sample(text, "berth_range_addresses", r.Labels, (double)r.Capacity);
-        Family(text, "berth_range_leased", "gauge", "Addresses of a range that are leased.");
+        foreach (var p in pools.Where(p => p.Range is not null)) Sample(text, "berth_range_addresses", PoolLabels(p), (double)p.Range!.Capacity);
+        Family(text, "berth_range_leased", "gauge", "Addresses of a range that are leased (a guarded host-local network's addresses outside every known range: without range labels).");
         foreach (var r in ranges) Sample(text, "berth_range_leased", r.Labels, r.Leased);
-        Family(text, "berth_leases", "gauge", "Leases by the boot they were made in.");
-        Sample(text, "berth_leases", "boot=\"current\"", current);
-        Sample(text, "berth_leases", "boot=\"previous\"", previous);
+        foreach (var p in pools) Sample(text, "berth_range_leased", PoolLabels(p), p.Used);
+        // A guarded host-local file's boot is the one the agent first saw it in (as of its last pass).
+        var files = store.Read(tx => tx.GuardedFiles()).GroupBy(f => f.Store).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => (Store: g.Key, Current: g.LongCount(f => f.BootId == bootId), Previous: g.LongCount(f => f.BootId != bootId)));
+        Family(text, "berth_leases", "gauge", "Leases by the boot they were made in (guarded host-local files: first seen in).");
+        Sample(text, "berth_leases", $"store=\"{LeaseStores.Berth}\",boot=\"current\"", current);
+        Sample(text, "berth_leases", $"store=\"{LeaseStores.Berth}\",boot=\"previous\"", previous);
+        foreach (var f in files)
+        {
+            Sample(text, "berth_leases", $"store=\"{Escape(f.Store)}\",boot=\"current\"", f.Current);
+            Sample(text, "berth_leases", $"store=\"{Escape(f.Store)}\",boot=\"previous\"", f.Previous);
+        }
         Family(text, "berth_releases_total", "counter", "Releases recorded in the store's history, by reason.");
         foreach (var reason in new[] { Reasons.CniDel, Reasons.CniGc, Reasons.BootRecovery, Reasons.Reconcile, Reasons.ExhaustedReclaim, Reasons.Manual, Reasons.HostLocalBootRecovery, Reasons.HostLocalReconcile })
         {
@@ -72,8 +84,18 @@ internal static class MetricsText
             Family(text, "berth_reconcile_last_released", "gauge", "Leases released by the last reconcile pass.");
             Sample(text, "berth_reconcile_last_released", null, daemon.LastReconcileReleased);
         }
+        if (daemon.LastSuccessAt is { } at)
+        {
+            Family(text, "berth_reconcile_last_success_timestamp_seconds", "gauge", "When the last reconcile pass completed (Unix time).");
+            Sample(text, "berth_reconcile_last_success_timestamp_seconds", null, at.ToUnixTimeMilliseconds() / 1000.0);
+        }
         return text.ToString();
     }
+
+    /// <summary>A guarded network's labels: its store is host-local:DIR; without a known range, no range labels.</summary>
+    private static string PoolLabels(Pools.PoolRange p) => p.Range is null
+        ? $"store=\"{Escape(p.Store)}\",network=\"{Escape(p.Network)}\""
+        : $"store=\"{Escape(p.Store)}\",network=\"{Escape(p.Network)}\",range_set=\"{p.RangeSet}\",range=\"{p.Range}\"";
 
     private static void Family(StringBuilder text, string name, string type, string help) =>
         text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n').Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');

@@ -5,7 +5,13 @@ using Berth.Shared.Leases;
 namespace Berth.HostAgent.Operator;
 
 /// <summary>One thing `check` found: what kind, where, and a sentence for the operator.</summary>
-internal sealed record Finding(string Kind, string Message, string? Network = null, string? Address = null);
+internal sealed record Finding(string Kind, string Message, string? Network = null, string? Address = null)
+{
+    /// <summary>Kinds that inform and do not make the node unhealthy: what the metrics cannot say, and why.</summary>
+    public static readonly IReadOnlySet<string> NoteKinds = new HashSet<string>(StringComparer.Ordinal) { "host-local-size-unknown", "cni-config-skipped" };
+
+    public bool IsNote => NoteKinds.Contains(Kind);
+}
 
 /// <summary>
 /// `berth-agent check`: SQLite's integrity check, leases outside their network's current ranges (as the
@@ -14,7 +20,7 @@ internal sealed record Finding(string Kind, string Message, string? Network = nu
 /// </summary>
 internal static class HealthCheck
 {
-    public static IReadOnlyList<Finding> Run(SqliteLeaseStore store, string bootId, IReadOnlyList<string> hostLocalDirs)
+    public static IReadOnlyList<Finding> Run(SqliteLeaseStore store, string bootId, IReadOnlyList<string> hostLocalDirs, IReadOnlyList<string>? cniConfDirs = null)
     {
         var findings = new List<Finding>();
         var integrity = store.Query(q => q.IntegrityCheck());
@@ -51,7 +57,29 @@ internal static class HealthCheck
             findings.Add(new Finding("previous-boot", $"network {group.Key}: {group.Count()} leases from earlier boots remain (has 'berth-agent recover' run this boot?)", group.Key));
         }
         HostLocal(store, bootId, hostLocalDirs, findings);
+        if (cniConfDirs is not null) GuardedPools(hostLocalDirs, cniConfDirs, findings);
         return findings;
+    }
+
+    /// <summary>The guarded host-local networks' range sets, full or nearly, and why a network has no known size.</summary>
+    private static void GuardedPools(IReadOnlyList<string> dirs, IReadOnlyList<string> cniConfDirs, List<Finding> findings)
+    {
+        var report = Pools.PoolUsage.Measure(dirs, cniConfDirs);
+        foreach (var set in report.Ranges.Where(r => r.Range is not null).GroupBy(r => (r.Store, r.Network, r.RangeSet)))
+        {
+            var capacity = set.Aggregate(UInt128.Zero, (sum, r) => sum + r.Range!.Capacity);
+            var used = set.Sum(r => r.Used);
+            var share = (double)used / (double)capacity;
+            var where = $"host-local network {set.Key.Network} in {LeaseStores.HostLocalDir(set.Key.Store)} range set {set.Key.RangeSet} ({string.Join(",", set.Select(r => r.Range))})";
+            if (share >= 1) findings.Add(new Finding("range-full", $"{where} is full: {used} of {capacity}", set.Key.Network));
+            else if (share > 0.9) findings.Add(new Finding("range-nearly-full", $"{where} is {share:P0} used: {used} of {capacity}", set.Key.Network));
+        }
+        foreach (var u in report.Unsized)
+        {
+            findings.Add(new Finding("host-local-size-unknown", $"host-local network {u.Network} in {u.Dir}: its size is unknown, only the addresses it holds are exported: {u.Why}", u.Network));
+        }
+        // The guarded directories' own warnings are host-local-skipped findings already; these are the configs'.
+        foreach (var w in report.Warnings.Where(w => w.StartsWith("CNI config", StringComparison.Ordinal))) findings.Add(new Finding("cni-config-skipped", w));
     }
 
     private static void HostLocal(SqliteLeaseStore store, string bootId, IReadOnlyList<string> dirs, List<Finding> findings)

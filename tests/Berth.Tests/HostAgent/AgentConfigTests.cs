@@ -20,6 +20,7 @@ public sealed class AgentConfigTests : IDisposable
         Assert.Equal(TimeSpan.FromMinutes(5), config.GracePeriod);
         Assert.Equal(["/run/containerd/containerd.sock", "/run/k3s/containerd/containerd.sock", "/var/run/crio/crio.sock"], config.RuntimeSockets);
         Assert.Equal("127.0.0.1:9617", config.MetricsAddress.ToString());
+        Assert.Equal(["/etc/cni/net.d"], config.CniConfDirs);
         Assert.False(config.DryRun);
     }
 
@@ -38,6 +39,8 @@ public sealed class AgentConfigTests : IDisposable
         Assert.Equal(("/srv/b.db", 5.0, 30.0, 0, "[::1]:9000", true),
             (config.Store, config.Interval.TotalSeconds, config.GracePeriod.TotalSeconds, config.RuntimeSockets.Count, config.MetricsAddress.ToString(), config.DryRun));
         Assert.False(Parse("""{"metricsAddress":"off"}""").MetricsEnabled);
+        Assert.Equal(["/var/lib/rancher/k3s/agent/etc/cni/net.d", "/etc/cni/net.d"],
+            Parse("""{"cniConfDirs":["/var/lib/rancher/k3s/agent/etc/cni/net.d","/etc/cni/net.d"]}""").CniConfDirs);
     }
 
     [Theory]
@@ -48,6 +51,8 @@ public sealed class AgentConfigTests : IDisposable
     [InlineData("""{"runtimeSockets":"/run/containerd/containerd.sock"}""", "\"runtimeSockets\"")]
     [InlineData("""{"metricsAddress":"localhost"}""", "\"metricsAddress\"")]
     [InlineData("""{"dryRun":"yes"}""", "\"dryRun\"")]
+    [InlineData("""{"cniConfDirs":"/etc/cni/net.d"}""", "\"cniConfDirs\"")]
+    [InlineData("""{"cniConfDirs":["net.d"]}""", "\"cniConfDirs\"")]
     [InlineData("""[1]""", "expected a JSON object")]
     [InlineData("""{"store": """, "not valid JSON")]
     public void An_invalid_file_is_an_error_naming_the_key(string json, string message)

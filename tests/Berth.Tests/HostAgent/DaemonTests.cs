@@ -49,12 +49,13 @@ public sealed partial class DaemonTests : IDisposable
             using var http = new HttpClient();
             var page = await http.GetStringAsync(await metricsUrl.Task.WaitAsync(timeout.Token), timeout.Token);
 
-            Assert.Contains("berth_range_addresses{network=\"net1\",range_set=\"0\",range=\"10.62.0.1-10.62.0.14\"} 13", page);
-            Assert.Contains("berth_range_leased{network=\"net1\",range_set=\"0\",range=\"10.62.0.1-10.62.0.14\"} 3", page);
-            Assert.Contains("berth_range_leased{network=\"net1\",range_set=\"1\",range=\"fd62::1-fd62::ff\"} 3", page);
-            Assert.Contains("berth_leases{boot=\"current\"} 6", page);
-            Assert.Contains("berth_leases{boot=\"previous\"} 0", page);
+            Assert.Contains("berth_range_addresses{store=\"berth\",network=\"net1\",range_set=\"0\",range=\"10.62.0.1-10.62.0.14\"} 13", page);
+            Assert.Contains("berth_range_leased{store=\"berth\",network=\"net1\",range_set=\"0\",range=\"10.62.0.1-10.62.0.14\"} 3", page);
+            Assert.Contains("berth_range_leased{store=\"berth\",network=\"net1\",range_set=\"1\",range=\"fd62::1-fd62::ff\"} 3", page);
+            Assert.Contains("berth_leases{store=\"berth\",boot=\"current\"} 6", page);
+            Assert.Contains("berth_leases{store=\"berth\",boot=\"previous\"} 0", page);
             Assert.Contains("berth_recovery_done 1", page);
+            Assert.Matches(@"\nberth_reconcile_last_success_timestamp_seconds 1\d{9}(\.\d+)?\n", page);
             Assert.Contains("# TYPE berth_releases_total counter", page);
 
             Exec.Must("kill", "-TERM", agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -121,7 +121,8 @@ public sealed class HostLocalCommandsTests : IDisposable
         var check = Agent("check", "--json");
 
         Assert.Equal(1, check.ExitCode);
-        var finding = Assert.Single(Json(check).GetProperty("findings").EnumerateArray());
+        // Notes (this network's size: no CNI config names it) do not make the node unhealthy.
+        var finding = Assert.Single(Json(check).GetProperty("findings").EnumerateArray(), f => !f.TryGetProperty("note", out _));
         Assert.Equal("host-local-skipped", finding.GetProperty("kind").GetString());
         Assert.Contains("not-an-address", finding.GetProperty("message").GetString());
     }
