@@ -215,6 +215,7 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
         public string Pins => Path.Combine(root, "netns");
         public string Store => Path.Combine(root, "store", "berth.db");
         public string BootIdFile => Path.Combine(root, "boot_id");
+        public string ConfDir => Path.Combine(root, "net.d");
         public IReadOnlyList<string> LiveOwners => _live;
         public IReadOnlyList<string> GoneOwners => _gone;
         private readonly List<string> _networkDirs = [];
@@ -268,6 +269,55 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
                 }
             }
             if (random.Next(4) == 0 && !Path.Exists(Path.Combine(Networks, "outside-link"))) File.CreateSymbolicLink(Path.Combine(Networks, "outside-link"), Outside);
+            CniConfigs();
+        }
+
+        /// <summary>
+        /// The node's CNI configs the agent sizes guarded networks from (read by check and the metrics page): good ones
+        /// for host-local and for flannel with its subnet file, and every way a config or subnet file can be wrong.
+        /// </summary>
+        private void CniConfigs()
+        {
+            Directory.CreateDirectory(ConfDir);
+            var subnet = Path.Combine(root, "subnet.env");
+            switch (random.Next(8))
+            {
+                case 0: File.WriteAllText(subnet, "FLANNEL_NETWORK=10.71.0.0/16\nFLANNEL_SUBNET=010.71.0.1/24\n"); break;
+                case 1: File.WriteAllBytes(subnet, new byte[(64 << 10) + 1]); break;
+                case 2: Exec.Must("mkfifo", subnet); break;
+                case 3: Directory.CreateDirectory(subnet); break;
+                case 4: File.CreateSymbolicLink(subnet, "/dev/zero"); break;
+                case 5: break;
+                default: File.WriteAllText(subnet, "FLANNEL_NETWORK=10.71.0.0/16\nFLANNEL_SUBNET=10.71.0.1/16\nFLANNEL_MTU=1450\n"); break;
+            }
+            File.WriteAllText(Path.Combine(ConfDir, "10-cbr0.conflist"), $$$"""
+                {"cniVersion":"0.3.1","name":"cbr0","plugins":[{"type":"bridge","ipam":{"type":"host-local","ranges":[[{"subnet":"10.70.0.0/16"}]],"dataDir":"{{{Networks}}}"}}]}
+                """);
+            File.WriteAllText(Path.Combine(ConfDir, "20-net1.conflist"), $$$"""
+                {"cniVersion":"1.0.0","name":"net1","plugins":[{"type":"flannel","subnetFile":"{{{subnet}}}","delegate":{"hairpinMode":true}}]}
+                """);
+            for (var i = random.Next(0, 5); i > 0; i--)
+            {
+                var path = Path.Combine(ConfDir, $"{30 + i}-{Pick(random, "bad", "odd", "x")}.{Pick(random, "conf", "conflist", "json")}");
+                if (Path.Exists(path)) continue;
+                switch (random.Next(10))
+                {
+                    case 0: Exec.Must("mkfifo", path); break;
+                    case 1: Directory.CreateDirectory(path); break;
+                    case 2: File.CreateSymbolicLink(path, "/dev/zero"); break;
+                    case 3: File.WriteAllBytes(path, new byte[(1 << 20) + random.Next(1, 4096)]); break;
+                    case 4: File.WriteAllText(path, new string('[', 100_000)); break;
+                    case 5: File.WriteAllText(path, """{"cniVersion":"0.3.1","name":"fuzz.net-1","plugins":5}"""); break;
+                    case 6: File.WriteAllText(path, """{"cniVersion":"0.3.1","name":"fuzz.net-1","plugins":[{"type":"bridge","ipam":{"type":"host-local","ranges":[[{"subnet":"010.72.0.0/16"}]]}}]}"""); break;
+                    case 7: File.WriteAllText(path, """{"cniVersion":"0.3.1","name":"../../etc","type":"bridge","ipam":{"type":"host-local","subnet":"10.73.0.0/16"}}"""); break;
+                    case 8:
+                        var bytes = new byte[random.Next(1, 500)];
+                        random.NextBytes(bytes);
+                        File.WriteAllBytes(path, bytes);
+                        break;
+                    default: File.WriteAllText(path, """{"cniVersion":"0.3.1","name":"k8s-pod-network","type":"calico","ipam":{"type":"host-local","ranges":[[{"subnet":"usePodCidr"}]]}}"""); break;
+                }
+            }
         }
 
         /// <summary>Files of pods set up in the current boot, after the earlier boot's pass saw the rest.</summary>
@@ -342,6 +392,7 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
             var path = Path.Combine(root, "agent.json");
             var good = $$$"""
                 {"runtimeSockets": {{{sockets}}}, "runtimeTimeoutSeconds": 1, "metricsAddress": "off", "gracePeriodSeconds": 0,
+                 "cniConfDirs": ["{{{ConfDir}}}"],
                  "hostLocal": {"dirs": ["{{{Networks}}}", "{{{Path.Combine(root, "missing")}}}"], "netnsDirs": ["{{{Pins}}}"]}}
                 """;
             if (random.Next(5) > 0)
