@@ -27,6 +27,7 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
     private readonly Channel<(string State, DateTimeOffset At)> _told = Channel.CreateUnbounded<(string, DateTimeOffset)>();
     private readonly List<string> _toldBeforeFirstPass = [];
     private SqliteLeaseStore _store = null!;
+    private volatile bool _broken;
     private IHost _host = null!;
 
     public async Task InitializeAsync()
@@ -42,6 +43,7 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
         _notifier.When(n => n.Notify(Arg.Any<ServiceState>())).Do(call => _told.Writer.TryWrite((call.Arg<ServiceState>().ToString(), _time.GetUtcNow())));
         _runtime.ReadySandboxesAsync(default).ReturnsForAnyArgs(call =>
         {
+            if (_broken) throw new InvalidOperationException("a bug");
             lock (_toldBeforeFirstPass)
             {
                 if (_toldBeforeFirstPass.Count == 0) _toldBeforeFirstPass.AddRange(Told().Select(t => t.State).DefaultIfEmpty("(nothing)"));
@@ -93,6 +95,34 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
         var status = await ToldAsync("STATUS=last pass");
 
         Assert.Matches(@"^STATUS=last pass: 1 leases, 0 released, 0 unknown, \d+ ms$", status.State);
+    }
+
+    [Fact]
+    public async Task A_pass_that_throws_is_told_and_counted_and_the_next_pass_runs()
+    {
+        await ToldAsync("STATUS=last pass");
+        // A bug anywhere in a pass (here: the runtime's evidence) must not end the service.
+        _broken = true;
+        await NextPassAsync();
+        var failed = await ToldAsync("STATUS=reconcile failed");
+        Assert.Contains("InvalidOperationException: a bug (a bug in berth-agent", failed.State);
+
+        _broken = false;
+        var passes = Told().Count(t => t.State.StartsWith("STATUS=last pass", StringComparison.Ordinal));
+        await NextPassAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (Told().Count(t => t.State.StartsWith("STATUS=last pass", StringComparison.Ordinal)) == passes) await _told.Reader.WaitToReadAsync(timeout.Token);
+        Assert.True(_host.Services.GetService(typeof(IHostApplicationLifetime)) is IHostApplicationLifetime { ApplicationStopping.IsCancellationRequested: false });
+    }
+
+    /// <summary>Moves the fake time past the interval, so the loop starts its next pass.</summary>
+    private async Task NextPassAsync()
+    {
+        for (var waited = TimeSpan.Zero; waited <= TimeSpan.FromMinutes(1); waited += Watchdog)
+        {
+            await _time.NextTimerAsync();
+            _time.Advance(Watchdog);
+        }
     }
 
     [Fact]
