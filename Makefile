@@ -9,15 +9,16 @@ BENCH_APT_PACKAGES := time gcc strace
 E2E_APT_PACKAGES := containerd runc
 TORTURE_APT_PACKAGES := qemu-system-x86 cpio busybox-static e2fsprogs python3
 NODE_APT_PACKAGES := mmdebstrap qemu-utils
+IMAGE_APT_PACKAGES := umoci python3
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: build deps test demo e2e packages packages-test bench torture node-test clean
+.PHONY: build deps test demo e2e packages packages-test image bench torture node-test clean
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES) $(TORTURE_APT_PACKAGES) $(NODE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES) $(TORTURE_APT_PACKAGES) $(NODE_APT_PACKAGES) $(IMAGE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
@@ -41,6 +42,10 @@ test: build
 # .deb and .rpm of the published executables, in artifacts/packages/.
 packages: build
 	@bash scripts/build-packages.sh
+
+# The node add-on's OCI image (umoci, offline) as an archive `ctr images import` takes: artifacts/image/.
+image: build
+	@bash packaging/image/build-image.sh
 
 # lintian, rpmlint, the packages' files and scripts, and a real install, remove and purge of the .deb.
 packages-test: packages
