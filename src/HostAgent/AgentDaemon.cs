@@ -19,7 +19,7 @@ namespace Berth.HostAgent;
 /// </summary>
 internal sealed class AgentDaemon(
     AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime,
-    ISystemdNotifier notifier, ILogger logger, IHostApplicationLifetime lifetime, TimeSpan? watchdog, TimeProvider time) : BackgroundService
+    ISystemdNotifier notifier, ILogger logger, IHostApplicationLifetime lifetime, TimeSpan? watchdog, TimeProvider time, Node.AgentStartup? startup = null) : BackgroundService
 {
     private const string Actor = Cli.Actor;
     private readonly HostLocal.HostLocalGuard? _guard = HostLocal.HostLocalGuard.For(config, store, clock, Cli.Actor);
@@ -31,7 +31,7 @@ internal sealed class AgentDaemon(
     /// WATCHDOG=1 (<see cref="WatchdogInterval"/>), or null for never.
     /// </summary>
     public static IHost CreateHost(AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes,
-        ISandboxSource runtime, ISystemdNotifier notifier, TimeSpan? watchdog, TimeProvider time)
+        ISandboxSource runtime, ISystemdNotifier notifier, TimeSpan? watchdog, TimeProvider time, Node.AgentStartup? startup = null)
     {
         // Empty: no appsettings, environment or command-line configuration sources; agent.json is read by AgentConfig.
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
@@ -45,7 +45,12 @@ internal sealed class AgentDaemon(
         // sd_notify (or a test) must get the same notifications. Without NOTIFY_SOCKET the notifier is silent.
         builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
         builder.Services.AddHostedService(services => new AgentDaemon(config, store, clock, netns, processes, runtime, notifier,
-            services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, time));
+            services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, time, startup));
+        if (startup?.Locks is { Aside.Count: > 0 } locks)
+        {
+            builder.Services.AddHostedService(services => new Node.StandAsideWatch(locks, config.Interval,
+                services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), time));
+        }
         return builder.Build();
     }
 
@@ -59,9 +64,11 @@ internal sealed class AgentDaemon(
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
+        foreach (var line in startup?.Locks?.Explain() ?? []) logger.LogWarning("{Lock}", line);
         var recovery = await Recovery.RunAsync(store, clock, netns, _guard,
             () => EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken), config.DryRun, Actor, cancellationToken).ConfigureAwait(false);
         Log.Recovery(logger, recovery);
+        foreach (var line in startup?.AfterRecovery(recovery, config.GracePeriod, config.Interval) ?? []) logger.LogWarning("{Unproven}", line);
         _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
         Status(recovery.Summary);
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -72,7 +79,7 @@ internal sealed class AgentDaemon(
         // The first pass comes after READY=1, which the lifetime sends once every hosted service has started.
         if (!await StartedAsync(stop).ConfigureAwait(false)) return;
 
-        await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, () => MetricsText.Render(store, clock.BootId, _figures)) : null;
+        await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, () => MetricsText.Render(store, clock.BootId, _figures) + startup?.Locks?.Metrics()) : null;
         try
         {
             metrics?.Start();
