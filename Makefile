@@ -31,7 +31,7 @@ build: deps
 	@rm -f $(BIN)/*.dbg $(BIN)/*.pdb
 	@ls -l $(BIN)/berth $(BIN)/berth-agent
 
-test: build
+test: build image
 	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo
 	BENCH_QUICK=1 BENCH_OUT=artifacts/bench bash bench/bench.sh | sed -n '/^## ADD/,/^Floor/p'
 	$(E2E) --reboots 2 --pods 5
@@ -54,9 +54,10 @@ packages-test: packages
 demo: build
 	@bash scripts/demo.sh
 
-# berth and host-local under a real containerd through hard reboots; writes the table into the README.
+# berth and host-local under a real containerd through hard reboots (the fourth row runs the agent as the
+# DaemonSet's pod from make image); writes the table into the README.
 E2E = $(DOTNET) run --project tests/Berth.E2e -c Release -- --out artifacts/e2e
-e2e: build
+e2e: image
 	$(E2E) --reboots 4 --pods 5 --readme README.md
 
 # berth next to host-local in one run: docs/benchmarks.md and docs/add-latency.svg. BENCH_QUICK=1: short.

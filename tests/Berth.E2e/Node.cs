@@ -21,18 +21,21 @@ internal sealed class Node : IAsyncDisposable
     private readonly HashSet<string> _pins = [];
     private int _boot = 1;
 
-    public Node(string ipam, string dir, string subnet, string bridge, string berth, string agent, bool guarded = false)
+    public Node(string ipam, string dir, string subnet, string bridge, string berth, string agent, bool guarded = false, bool podAgent = false)
     {
         Ipam = ipam;
-        Guarded = guarded;
+        Guarded = guarded || podAgent;
+        PodAgent = podAgent;
         Dir = dir;
         Bridge = bridge;
         Agent = agent;
-        Network = guarded ? "e2e-guarded" : "e2e-" + ipam;
-        DataDir = Path.Combine(dir, "ipam");
-        BootIdFile = Path.Combine(dir, "boot_id");
+        Network = podAgent ? "e2e-pod" : guarded ? "e2e-guarded" : "e2e-" + ipam;
+        // The agent's pod mounts the node's /var/lib/cni: host-local's default data directory is under it.
+        DataDir = podAgent ? Path.Combine(HostRoot, "var", "lib", "cni", "networks") : Path.Combine(dir, "ipam");
+        BootIdFile = podAgent ? Path.Combine(dir, "boot", "boot_id") : Path.Combine(dir, "boot_id");
+        Directory.CreateDirectory(Path.GetDirectoryName(BootIdFile)!);
         _cgroupParent = "/" + Path.GetFileName(Path.GetDirectoryName(dir.TrimEnd('/'))) + "-" + ipam;
-        var bin = Path.Combine(dir, "cni", "bin");
+        var bin = CniBin;
         var conf = Path.Combine(dir, "cni", "conf");
         Directory.CreateDirectory(bin);
         Directory.CreateDirectory(conf);
@@ -49,11 +52,19 @@ internal sealed class Node : IAsyncDisposable
             },
         }));
         File.WriteAllText(BootIdFile, BootId);
-        Runtime = new Containerd(Path.Combine(dir, "containerd"), bin, conf, BootIdFile);
+        Runtime = podAgent
+            ? new Containerd(Path.Combine(dir, "containerd"), bin, conf, BootIdFile, Path.Combine(HostRoot, "run", "k3s", "containerd")) { ShareNetnsPins = true }
+            : new Containerd(Path.Combine(dir, "containerd"), bin, conf, BootIdFile);
         Directory.CreateDirectory(Runtime.Dir);
     }
 
     public string Ipam { get; }
+
+    /// <summary>The CNI bin directory containerd runs plugins from (the node's /opt/cni/bin).</summary>
+    public string CniBin => Path.Combine(Dir, "cni", "bin");
+
+    /// <summary>The cgroup parent of every sandbox of this node, the agent's pod included.</summary>
+    public string CgroupParent => _cgroupParent;
 
     /// <summary>host-local, its config untouched, with berth-agent guarding its files (hostLocal.dirs).</summary>
     public bool Guarded { get; }
@@ -61,8 +72,14 @@ internal sealed class Node : IAsyncDisposable
     /// <summary>Whether berth protects this node: it names berth, or the agent guards host-local's files.</summary>
     public bool Protected => Ipam == "berth" || Guarded;
 
+    /// <summary>host-local guarded by berth-agent running as deploy/kubernetes's DaemonSet pod, started after containerd.</summary>
+    public bool PodAgent { get; }
+
+    /// <summary>The agent pod's node: the host paths its DaemonSet names, under the node's directory.</summary>
+    public string HostRoot => Path.Combine(Dir, "host");
+
     /// <summary>The row's name in the table.</summary>
-    public string Label => Guarded ? "host-local guarded by berth-agent" : Ipam;
+    public string Label => PodAgent ? "host-local guarded by berth-agent as a DaemonSet pod (started late)" : Guarded ? "host-local guarded by berth-agent" : Ipam;
     public string Dir { get; }
     public string Bridge { get; }
     public string Agent { get; }
@@ -70,7 +87,7 @@ internal sealed class Node : IAsyncDisposable
     public string DataDir { get; }
     public string BootIdFile { get; }
     /// <summary>berth's store: the plugin's own, or on a guarded node the agent's (history, first sightings).</summary>
-    public string Store => Guarded ? Path.Combine(Dir, "berth", "berth.db") : Path.Combine(DataDir, "berth.db");
+    public string Store => PodAgent ? Path.Combine(HostRoot, "var", "lib", "cni", "berth", "berth.db") : Guarded ? Path.Combine(Dir, "berth", "berth.db") : Path.Combine(DataDir, "berth.db");
 
     /// <summary>
     /// The agent's config for this node: its runtime, and on a guarded node host-local's data directory and the
@@ -172,6 +189,8 @@ internal sealed class Node : IAsyncDisposable
         var ready = new List<(string, string, string)>();
         foreach (var s in await cri.ListPodSandboxAsync(new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxReady } }))
         {
+            // The test's pods only: the agent's own pod (host network, no address) is not one of them.
+            if (s.Metadata.Namespace != PodNamespace) continue;
             var status = await cri.PodSandboxStatusAsync(s.Id);
             ready.Add((s.Id, s.Metadata.Name, status.Status.Network?.Ip ?? ""));
         }
