@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Berth.HostAgent;
 using k8s.Models;
 
@@ -144,6 +146,60 @@ public sealed class KubernetesManifestTests
         var env = Install.Env.Single(e => e.Name == "INSTALL_CNI").ValueFrom.ConfigMapKeyRef;
         Assert.Equal(Config.Metadata.Name, env.Name);
         Assert.Equal("false", Config.Data[env.Key]);
+    }
+
+    /// <summary>The README's per-platform `sed` commands (section "Which way onto which node"), exactly as written there.</summary>
+    private static List<string> Seds() =>
+        [.. File.ReadAllLines(Path.Combine(Repo.Root, "README.md")).Where(l => l.StartsWith("sed -e '", StringComparison.Ordinal))];
+
+    public static TheoryData<string> ReadmeSeds()
+    {
+        var data = new TheoryData<string>();
+        foreach (var line in Seds()) data.Add(line);
+        return data;
+    }
+
+    [Fact]
+    public void The_readme_gives_a_sed_for_each_platform_that_changes_the_file()
+    {
+        var seds = Seds();
+        Assert.Equal(3, seds.Count(l => l.Contains(" deploy/kubernetes/berth.yaml ", StringComparison.Ordinal)));
+        Assert.Equal(2, seds.Count(l => l.Contains("deploy/rke2-flannel/", StringComparison.Ordinal) || l.Contains("deploy/k3s/", StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [MemberData(nameof(ReadmeSeds))]
+    public void Each_sed_of_the_readme_changes_what_it_says_and_leaves_a_valid_file(string command)
+    {
+        var parsed = Regex.Match(command, @"^sed((?: -e '[^']*')+) (\S+) (?:> \S+|\| kubectl apply -f -)$");
+        Assert.True(parsed.Success, $"not a sed of the expected shape: {command}");
+        var expressions = Regex.Matches(parsed.Groups[1].Value, "-e '([^']*)'").Select(m => m.Groups[1].Value).ToList();
+        var input = Path.Combine(Repo.Root, parsed.Groups[2].Value);
+        var original = File.ReadAllText(input);
+        foreach (var e in expressions)
+        {
+            var one = Exec.Run("sed", ["-e", e, input]);
+            Assert.True(one.ExitCode == 0, one.ToString());
+            Assert.True(one.Stdout != original, $"the expression {e} changes nothing in {parsed.Groups[2].Value}");
+        }
+        var all = Exec.Run("sed", [.. expressions.SelectMany(e => new[] { "-e", e }), input]);
+        Assert.True(all.ExitCode == 0, all.ToString());
+
+        if (input.EndsWith("/kubernetes/berth.yaml", StringComparison.Ordinal))
+        {
+            // The edited file still reads strictly and keeps what the pod needs.
+            var ds = Manifests.Parse(all.Stdout).OfType<V1DaemonSet>().Single();
+            var pod = ds.Spec.Template.Spec;
+            Assert.Equal(["SYS_PTRACE"], pod.Containers.Single(c => c.Name == "agent").SecurityContext.Capabilities.Add);
+            Assert.Equal("true", Manifests.Parse(all.Stdout).OfType<V1ConfigMap>().Single().Data["installCni"]);
+            Assert.StartsWith("/", pod.Volumes.Single(v => v.Name == "cni-bin").HostPath.Path);
+            return;
+        }
+        // A flannel config: the plugin's store is the add-on's.
+        var json = input.EndsWith(".conflist", StringComparison.Ordinal) ? all.Stdout : all.Stdout[all.Stdout.IndexOf("cniConf: |", StringComparison.Ordinal)..].Split('\n', 2)[1];
+        var flannel = JsonNode.Parse(json)!["plugins"]![0]!;
+        Assert.Equal(("berth", "/var/lib/cni/berth"), ((string?)flannel["ipam"]!["type"], (string?)flannel["ipam"]!["dataDir"]));
+        Assert.Equal(Path.GetDirectoryName(AgentJson.Store), (string?)flannel["ipam"]!["dataDir"]);
     }
 
     [Fact]
