@@ -194,7 +194,7 @@ internal sealed class AgentPod(
         foreach (var e in c.Env ?? [])
         {
             env[e.Name] = e.Value ?? (e.ValueFrom?.ConfigMapKeyRef is { } r
-                ? (configMaps.SingleOrDefault(m => m.Metadata.Name == r.Name)?.Data?.TryGetValue(r.Key, out var value) == true ? value : throw new E2eFailure($"container {c.Name}: env {e.Name} names ConfigMap {r.Name} key {r.Key}, which does not exist"))
+                ? (configMaps.SingleOrDefault(m => m.Metadata.Name == r.Name)?.Data?.TryGetValue(r.Key, out var value) == true ? configMapOverride(r.Key, value) : throw new E2eFailure($"container {c.Name}: env {e.Name} names ConfigMap {r.Name} key {r.Key}, which does not exist"))
                 : "");
         }
         // What only the simulated node needs: the fake boot ID (a reboot here does not change the kernel's).

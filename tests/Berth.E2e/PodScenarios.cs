@@ -18,7 +18,7 @@ internal static class PodScenarios
     public const int IntervalSeconds = 1, GraceSeconds = 5;
 
     /// <summary>The DaemonSet of deploy/kubernetes, placed on the node: its hostPaths are the node's directories.</summary>
-    public static AgentPod Place(Node node, int metricsPort)
+    public static AgentPod Place(Node node, int metricsPort, Func<string?>? installCni = null)
     {
         var objects = Manifests.All();
         var hostPaths = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -32,6 +32,7 @@ internal static class PodScenarios
         };
         string Override(string key, string value)
         {
+            if (key == "installCni") return installCni?.Invoke() ?? value;
             if (key != "agent.json") return value;
             var json = JsonNode.Parse(value)!.AsObject();
             json["intervalSeconds"] = IntervalSeconds;
@@ -54,7 +55,10 @@ internal static class PodScenarios
     public static async Task<(Outcome Outcome, List<Pod> Running)> RebootsAsync(Node node, int podsPerBoot, int reboots, int rangeSize, Verdicts v)
     {
         var port = FreePort();
-        var pod = Place(node, port);
+        // The ConfigMap's installCni as it is ("false": the guardian alone), except in the second boot, where the
+        // run turns it on, as a user of a node whose CNI config names berth does.
+        string? install = null;
+        var pod = Place(node, port, () => install);
         var unsupported = pod.Unsupported();
         v.Expect(unsupported.Count == 0, $"{node.Label}: the e2e applies every setting of the DaemonSet ({string.Join("; ", unsupported)})");
         Console.WriteLine($"e2e: {node.Label}: agent.json from the ConfigMap, with intervalSeconds {IntervalSeconds}, gracePeriodSeconds {GraceSeconds} and metrics on 127.0.0.1:{port}");
@@ -101,7 +105,25 @@ internal static class PodScenarios
                 var early = await NewPodAsync($"boot{boot}-early");
                 toCreate--;
                 var before = await LeakedAsync(node);
+                var plugin = Path.Combine(node.CniBin, "berth");
+                if (boot == 2)
+                {
+                    install = "true";
+                    File.Delete(plugin);
+                }
                 await StartAgentAsync(node, pod, (uint)(boot - 1), port, v);
+                var installLog = AgentPod.Tail(pod.LogOf("install-cni", (uint)(boot - 1)));
+                if (boot == 2)
+                {
+                    install = null;
+                    v.Expect(File.Exists(plugin) && File.ReadAllBytes(plugin).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(Path.GetDirectoryName(node.Agent)!, "berth")))
+                        && (File.GetUnixFileMode(plugin) & UnixFileMode.OtherExecute) != 0 && !File.Exists(Path.Combine(node.CniBin, ".berth.new")),
+                        $"{node.Label}: with installCni \"true\" the init container installs the image's berth into the node's CNI bin directory, executable, nothing left beside it ({installLog.Trim()})");
+                }
+                else
+                {
+                    v.Expect(installLog.Contains("install-cni is off", StringComparison.Ordinal), $"{node.Label}: with the ConfigMap's installCni \"false\" the init container installs nothing ({installLog.Trim()})");
+                }
                 ExpectRunningFilesUntouched($"after the late recovery of boot {boot}");
                 v.Expect(early is null || node.HeldAddresses().Contains(early.Ip), $"{node.Label}: the late recovery keeps the file of {early?.Name}, a pod of this boot it never saw");
                 v.Expect(Log(pod, (uint)(boot - 1)).Contains("cannot be proven to be of an earlier boot", StringComparison.Ordinal), $"{node.Label}: the late recovery's log names the files it cannot prove to be of an earlier boot");
