@@ -152,6 +152,16 @@ internal sealed class AgentPod(
         return (await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = AgentContainerId ?? throw new E2eFailure("the agent's container was never created") }, Deadline())).Status;
     }
 
+    /// <summary>The agent's process on the host (containerd's verbose status names it), to look into its mount namespace through /proc/PID/root.</summary>
+    public async Task<int> AgentPidAsync()
+    {
+        using var channel = Channel();
+        var cri = new RuntimeService.RuntimeServiceClient(channel);
+        var status = await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = AgentContainerId ?? throw new E2eFailure("the agent's container was never created"), Verbose = true }, Deadline());
+        using var info = System.Text.Json.JsonDocument.Parse(status.Info["info"]);
+        return info.RootElement.GetProperty("pid").GetInt32();
+    }
+
     /// <summary>The last lines of a container's CRI log, their text only.</summary>
     public static string Tail(string log, int lines = 15)
     {

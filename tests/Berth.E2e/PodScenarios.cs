@@ -52,7 +52,7 @@ internal static class PodScenarios
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    public static async Task<(Outcome Outcome, List<Pod> Running)> RebootsAsync(Node node, int podsPerBoot, int reboots, int rangeSize, Verdicts v)
+    public static async Task<(Outcome Outcome, List<Pod> Running, AgentPod Agent)> RebootsAsync(Node node, int podsPerBoot, int reboots, int rangeSize, Verdicts v)
     {
         var port = FreePort();
         // The ConfigMap's installCni as it is ("false": the guardian alone), except in the second boot, where the
@@ -171,7 +171,7 @@ internal static class PodScenarios
         var readyNow = (await node.ReadyPodsAsync()).Select(p => p.Ip).ToHashSet();
         var leakedAfterStop = node.HeldAddresses().Count(a => !readyNow.Contains(a));
         v.Expect(leakedAfterStop == 0, $"{node.Label}: stopping the lost sandboxes later is harmless (nothing released twice, nothing leaked)");
-        return (new Outcome(node.Label, created, failed, reboots, leaked, leakedAfterStop, rangeSize, firstFailure), running);
+        return (new Outcome(node.Label, created, failed, reboots, leaked, leakedAfterStop, rangeSize, firstFailure), running, pod);
     }
 
     /// <summary>
@@ -179,7 +179,7 @@ internal static class PodScenarios
     /// directory); then a sandbox dies without a DEL and the pod's agent frees its file after the grace period,
     /// leaving every running pod's file as it was.
     /// </summary>
-    public static async Task OneAgentAndLiveReconcileAsync(Node node, IReadOnlyList<Pod> running, Verdicts v)
+    public static async Task OneAgentAndLiveReconcileAsync(Node node, AgentPod pod, IReadOnlyList<Pod> running, Verdicts v)
     {
         Console.WriteLine($"e2e: {node.Label}: the packages' berth-agent run starts beside the pod's");
         var log = Path.Combine(node.Dir, "second-agent.log");
@@ -204,6 +204,15 @@ internal static class PodScenarios
         Console.WriteLine($"e2e: {node.Label}: a sandbox dies without a DEL while the pod's agent watches (grace period {GraceSeconds} s)");
         var (victim, error) = await node.RunPodAsync("live-victim");
         if (victim is null) throw new E2eFailure($"{node.Label}: no address for the live reconcile's pod: {error}");
+        // The pin of a pod made after the agent started shows inside its container (HostToContainer): looked at
+        // through the agent's own mount namespace, at the paths agent.json names.
+        var pid = await pod.AgentPidAsync();
+        foreach (var dir in new[] { "/run/netns", "/var/run/netns" })
+        {
+            var inside = $"/proc/{pid}/root{dir}/{Path.GetFileName(victim.Netns)}";
+            v.Expect(new Berth.Shared.Evidence.NetnsProbe().Inode(inside) is { } inode && inode == new Berth.Shared.Evidence.NetnsProbe().Inode(victim.Netns),
+                $"{node.Label}: a netns pin made after the agent's pod started is the same namespace inside it, at {dir}");
+        }
         var files = running.ToDictionary(p => p.Ip, p => File.ReadAllText(Path.Combine(node.DataDir, node.Network, p.Ip)));
         await node.KillSandboxAsync(victim);
         await Host.AwaitAsync(() => !node.HeldAddresses().Contains(victim.Ip), TimeSpan.FromSeconds(GraceSeconds + 60), $"the pod's agent to release {victim.Ip} of the dead sandbox");

@@ -88,9 +88,9 @@ try
         {
             if (!File.Exists(options.Image)) throw new E2eFailure($"{options.Image} does not exist: run make image");
             node.Runtime.Import(options.Image);
-            var (podOutcome, podRunning) = await PodScenarios.RebootsAsync(node, options.Pods, options.Reboots, Node.RangeSize, verdicts);
+            var (podOutcome, podRunning, agentPod) = await PodScenarios.RebootsAsync(node, options.Pods, options.Reboots, Node.RangeSize, verdicts);
             outcomes.Add(podOutcome);
-            await PodScenarios.OneAgentAndLiveReconcileAsync(node, podRunning, verdicts);
+            await PodScenarios.OneAgentAndLiveReconcileAsync(node, agentPod, podRunning, verdicts);
         }
         else
         {
