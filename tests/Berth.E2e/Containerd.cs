@@ -24,6 +24,9 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
     /// that a pod mounting it with HostToContainer propagation sees the pins made after it started.
     /// </summary>
     public bool ShareNetnsPins { get; init; }
+
+    /// <summary>How many of the CNI configs each pod joins (eth0, eth1, ...; in the order of their file names).</summary>
+    public int Networks { get; init; } = 1;
     public string Log => Path.Combine(dir, "containerd.log");
     public int? Pid => _process is { HasExited: false } p ? p.Id : null;
 
@@ -56,7 +59,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
               [plugins."io.containerd.grpc.v1.cri".cni]
                 bin_dir = "{cniBin}"
                 conf_dir = "{cniConf}"
-                max_conf_num = 1
+                max_conf_num = {Networks}
             """);
         _process = Exec.Start("/bin/sh", ["-c", "exec containerd --config \"$0\" >>\"$1\" 2>&1", config, Log], new ExecOptions
         {

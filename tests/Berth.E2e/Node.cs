@@ -51,9 +51,23 @@ internal sealed class Node : IAsyncDisposable
                 new { type = "bridge", bridge, isGateway = true, ipMasq = false, ipam = new { type = ipam, dataDir = DataDir, ranges = new[] { new[] { new { subnet } } } } },
             },
         }));
+        if (podAgent)
+        {
+            // The pod's second network names berth, its store in the add-on's directory (the node's
+            // /var/lib/cni/berth), as on a node whose flannel config names berth: the pod's agent guards both.
+            File.WriteAllText(Path.Combine(conf, "20-e2e-berth.conflist"), System.Text.Json.JsonSerializer.Serialize(new
+            {
+                cniVersion = "1.0.0",
+                name = Network + "-berth",
+                plugins = new[]
+                {
+                    new { type = "bridge", bridge = BerthBridge, isGateway = true, ipMasq = false, ipam = new { type = "berth", dataDir = Path.GetDirectoryName(Store)!, ranges = new[] { new[] { new { subnet = BerthSubnet } } } } },
+                },
+            }));
+        }
         File.WriteAllText(BootIdFile, BootId);
         Runtime = podAgent
-            ? new Containerd(Path.Combine(dir, "containerd"), bin, conf, BootIdFile, Path.Combine(HostRoot, "run", "k3s", "containerd")) { ShareNetnsPins = true }
+            ? new Containerd(Path.Combine(dir, "containerd"), bin, conf, BootIdFile, Path.Combine(HostRoot, "run", "k3s", "containerd")) { ShareNetnsPins = true, Networks = 2 }
             : new Containerd(Path.Combine(dir, "containerd"), bin, conf, BootIdFile);
         Directory.CreateDirectory(Runtime.Dir);
     }
@@ -82,6 +96,9 @@ internal sealed class Node : IAsyncDisposable
     public string Label => PodAgent ? "host-local guarded by berth-agent as a DaemonSet pod (started late)" : Guarded ? "host-local guarded by berth-agent" : Ipam;
     public string Dir { get; }
     public string Bridge { get; }
+
+    /// <summary>The agent pod's node: the bridge and subnet of its second network, which names berth.</summary>
+    public const string BerthBridge = "berthe2e5", BerthSubnet = "10.88.5.0/28";
     public string Agent { get; }
     public string Network { get; }
     public string DataDir { get; }
@@ -216,6 +233,7 @@ internal sealed class Node : IAsyncDisposable
         DropPins();
         Runtime.WipeState();
         Host.Run("ip", ["link", "delete", Bridge]);
+        if (PodAgent) Host.Run("ip", ["link", "delete", BerthBridge]);
         RemoveCgroups();
         _boot++;
         File.WriteAllText(BootIdFile, BootId);
@@ -277,6 +295,7 @@ internal sealed class Node : IAsyncDisposable
         await Attempt("remove netns pins", () => { DropPins(); return Task.CompletedTask; });
         await Attempt("unmount the runtime's state and root", () => { Host.RemoveTree(Runtime.State); Host.RemoveTree(Runtime.Root); return Task.CompletedTask; });
         await Attempt("delete the bridge", () => { Host.Run("ip", ["link", "delete", Bridge]); return Task.CompletedTask; });
+        if (PodAgent) await Attempt("delete berth's bridge", () => { Host.Run("ip", ["link", "delete", BerthBridge]); return Task.CompletedTask; });
         await Attempt("remove cgroups", () => { RemoveCgroups(); return Task.CompletedTask; });
     }
 

@@ -105,6 +105,7 @@ internal static class PodScenarios
                 var early = await NewPodAsync($"boot{boot}-early");
                 toCreate--;
                 var before = await LeakedAsync(node);
+                var berthBefore = await BerthLeakedAsync(node);
                 var plugin = Path.Combine(node.CniBin, "berth");
                 if (boot == 2)
                 {
@@ -128,21 +129,27 @@ internal static class PodScenarios
                 v.Expect(early is null || node.HeldAddresses().Contains(early.Ip), $"{node.Label}: the late recovery keeps the file of {early?.Name}, a pod of this boot it never saw");
                 v.Expect(Log(pod, (uint)(boot - 1)).Contains("cannot be proven to be of an earlier boot", StringComparison.Ordinal), $"{node.Label}: the late recovery's log names the files it cannot prove to be of an earlier boot");
                 var atRecovery = await LeakedAsync(node);
+                var berthAtRecovery = await BerthLeakedAsync(node);
                 // Files the agent recorded before the cut are proven to be of the earlier boot: recovery frees them;
                 // only those it had not seen yet wait for reconcile and the grace period.
                 v.Expect(atRecovery <= unseenAtCut, $"{node.Label}: the late recovery frees every lost pod's file it had seen before the cut ({atRecovery} left, {unseenAtCut} unseen at the cut)");
                 var clock = Stopwatch.StartNew();
                 try
                 {
-                    await Host.AwaitAsync(async () => await AgentUpAsync(pod) && await LeakedAsync(node) == 0, TimeSpan.FromSeconds(GraceSeconds + 30), "the agent's pod to free every address of a pod lost in the reboot");
+                    await Host.AwaitAsync(async () => await AgentUpAsync(pod) && await LeakedAsync(node) == 0 && await BerthLeakedAsync(node) == 0,
+                        TimeSpan.FromSeconds(GraceSeconds + 30), "the agent's pod to free every address of a pod lost in the reboot, on both networks");
                 }
                 catch (E2eFailure e)
                 {
                     Console.WriteLine($"e2e:   {e.Message}; the agent's log:\n{AgentPod.Tail(pod.LogOf("agent", (uint)(boot - 1)), 30)}");
                 }
                 leaked = await LeakedAsync(node);
-                Console.WriteLine($"e2e:   after reboot {boot - 1}: {before} addresses held for lost pods when the agent's pod started, {atRecovery} after its recovery, {leaked} {clock.Elapsed.TotalSeconds:0.0} s later");
+                var berthLeaked = await BerthLeakedAsync(node);
+                Console.WriteLine($"e2e:   after reboot {boot - 1}: {before} host-local files and {berthBefore} berth leases held for lost pods when the agent's pod started, " +
+                    $"{atRecovery} and {berthAtRecovery} after its recovery, {leaked} and {berthLeaked} {clock.Elapsed.TotalSeconds:0.0} s later");
                 v.Expect(leaked == 0, $"{node.Label}: no address of a pod lost in reboot {boot - 1} stays leased once the late agent has had its grace period");
+                // berth's leases record their boot: the late recovery frees every one of an earlier boot at once.
+                v.Expect(berthAtRecovery == 0 && berthLeaked == 0, $"{node.Label}: on the network naming berth, the late recovery frees every lease of a pod lost in reboot {boot - 1} ({berthAtRecovery} left)");
             }
             Console.WriteLine($"e2e: {node.Label}: boot {boot} ({node.BootId}): {toCreate} new pods, the last one just before the cut");
             for (var i = 1; i < toCreate; i++) await NewPodAsync($"boot{boot}-pod{i}");
@@ -152,6 +159,10 @@ internal static class PodScenarios
             unseenAtCut = Unseen(node);
             await Scenarios.ExpectNothingHeldTwiceAsync(node, v);
             v.Expect(running.Count == podsPerBoot, $"{node.Label}: every pod of boot {boot} got an address");
+            var ready = (await node.ReadyPodsAsync()).Select(p => p.Id).ToList();
+            var leases = BerthLeases(node);
+            v.Expect(ready.All(id => leases.Count(l => l.ContainerId == id) == 1) && leases.Count == ready.Count,
+                $"{node.Label}: on the network naming berth, each ready pod holds one lease and nothing else is held ({ready.Count} ready, {leases.Count} leases)");
             ExpectRunningFilesUntouched($"before the end of boot {boot}");
         }
 
@@ -215,7 +226,8 @@ internal static class PodScenarios
         }
         var files = running.ToDictionary(p => p.Ip, p => File.ReadAllText(Path.Combine(node.DataDir, node.Network, p.Ip)));
         await node.KillSandboxAsync(victim);
-        await Host.AwaitAsync(() => !node.HeldAddresses().Contains(victim.Ip), TimeSpan.FromSeconds(GraceSeconds + 60), $"the pod's agent to release {victim.Ip} of the dead sandbox");
+        await Host.AwaitAsync(() => !node.HeldAddresses().Contains(victim.Ip) && BerthLeases(node).All(l => l.ContainerId != victim.SandboxId), TimeSpan.FromSeconds(GraceSeconds + 60),
+            $"the pod's agent to release {victim.Ip} and the berth lease of the dead sandbox");
         v.Expect(files.All(f => File.Exists(Path.Combine(node.DataDir, node.Network, f.Key)) && File.ReadAllText(Path.Combine(node.DataDir, node.Network, f.Key)) == f.Value),
             $"{node.Label}: the dead sandbox's file is gone; the {running.Count} running pods' files are byte for byte as host-local wrote them");
         v.Expect(Releases(node).ContainsKey("host-local-reconcile"), $"{node.Label}: the history records the pod's agent's release (host-local-reconcile)");
@@ -257,6 +269,19 @@ internal static class PodScenarios
         {
             return null;
         }
+    }
+
+    /// <summary>berth's leases in the add-on's store (the pods' second network), read with sqlite3.</summary>
+    private static List<(string ContainerId, string Address, string BootId)> BerthLeases(Node node) =>
+        File.Exists(node.Store)
+            ? [.. SqliteCli.Query(node.Store, "SELECT container_id, address, boot_id FROM leases").Select(r => (r["container_id"]!, r["address"]!, r["boot_id"]!))]
+            : [];
+
+    /// <summary>berth's leases held for sandboxes that are not ready now.</summary>
+    private static async Task<int> BerthLeakedAsync(Node node)
+    {
+        var ready = (await node.ReadyPodsAsync()).Select(p => p.Id).ToHashSet();
+        return BerthLeases(node).Count(l => !ready.Contains(l.ContainerId));
     }
 
     /// <summary>Addresses held for pods that are not ready now.</summary>
