@@ -141,14 +141,14 @@ internal static partial class Cli
     /// <summary>What a command may do to the store: only read it (also on a read-only filesystem), write it, or create it when missing.</summary>
     private enum StoreAccess { Read, Write, Create }
 
-    /// <summary>
-    /// Opens the store. Only boot recovery, the service and the import create a missing one: an operator command
-    /// given a mistyped --store says that no store is there, and creates nothing.
-    /// </summary>
     /// <summary>The store a command will open (--store, else the config's), before it is opened.</summary>
     private static string StorePath(ParseResult parse) =>
         parse.GetValue(StoreOption) is { } store ? Path.GetFullPath(store) : AgentConfig.Load(parse.GetValue(ConfigOption)).Store;
 
+    /// <summary>
+    /// Opens the store. Only boot recovery, the service and the import create a missing one: an operator command
+    /// given a mistyped --store says that no store is there, and creates nothing.
+    /// </summary>
     private static (AgentConfig, SqliteLeaseStore) Open(ParseResult parse, StoreAccess access)
     {
         var config = AgentConfig.Load(parse.GetValue(ConfigOption));

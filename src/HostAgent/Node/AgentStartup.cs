@@ -37,7 +37,7 @@ internal sealed record AgentStartup(string Store, bool NewStore, GuardLocks? Loc
         var unproven = recovery.Decisions.Where(d => d.Store != LeaseStores.Berth && d.Verdict == Verdict.Young).ToList();
         if (unproven.Count == 0)
         {
-            if (NewStore) yield return $"the store {Store} is new: no ledger of earlier boots yet; from now on the agent records every file it sees, so the next boot's recovery can prove which files are of an earlier boot";
+            if (NewStore) yield return $"the store {Store} is new: no ledger of earlier boots yet; what the agent records from now on is what the next boot's recovery can prove";
             yield break;
         }
         var why = NewStore
