@@ -34,12 +34,18 @@ for lib in $libs; do
 done
 # The image's own ld.so.cache is not needed: the loader searches its built-in directories, where the libs are.
 
+# Reproducible: the same executables give the same archive, byte for byte (make node-test keys its VM image on
+# it). Every time in the image is SOURCE_DATE_EPOCH (default: 0).
+epoch=${SOURCE_DATE_EPOCH:-0}
+created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
+find "$root" -exec touch -h -d "@$epoch" {} +
+
 # The image's metadata: run the agent by default; the DaemonSet names its command anyway.
 layout="$work/layout"
 umoci init --layout "$layout"
 umoci new --image "$layout:$version"
-umoci insert --image "$layout:$version" --history.comment "berth $version: the executables and the libraries ldd names" "$root" /
-umoci config --image "$layout:$version" --no-history \
+umoci insert --image "$layout:$version" --history.created "$created" --history.comment "berth $version: the executables and the libraries ldd names" "$root" /
+umoci config --image "$layout:$version" --no-history --created "$created" \
   --architecture amd64 --os linux --config.user 0:0 --config.workingdir / \
   --config.entrypoint /usr/bin/berth-agent --config.cmd run \
   --config.env PATH=/usr/bin \
