@@ -70,9 +70,11 @@ torture: build
 
 # A whole Debian node (systemd, containerd, the .deb) in QEMU through power cuts, bounded by NODE_TEST_SECONDS
 # (default 600), then its negative control (docs/reliability.md). The VM image is cached under artifacts/node/.
-node-test: packages
+# NODE_TEST_POD=1: the agent runs as deploy/kubernetes's DaemonSet pod instead of the units (control: no agent).
+node-test: packages image
 	$(DOTNET) publish tests/Berth.NodeCri/Berth.NodeCri.csproj -c Release -o artifacts/node/cri --nologo -v quiet -p:DebugType=none
 	@rm -f artifacts/node/cri/*.dbg
+	$(DOTNET) run --project tests/Berth.E2e -c Release -- --pod-spec artifacts/node/pod
 	@bash torture/node/run.sh
 
 clean:

@@ -18,8 +18,11 @@ namespace Berth.E2e;
 /// </summary>
 internal sealed class AgentPod(
     V1DaemonSet daemonSet, IReadOnlyList<V1ConfigMap> configMaps, string runtimeSocket, string dir, string cgroupParent,
-    IReadOnlyDictionary<string, string> hostPaths, Func<string, string, string> configMapOverride, string bootIdFile)
+    IReadOnlyDictionary<string, string> hostPaths, Func<string, string, string> configMapOverride, string? bootIdFile, string? nodeDir = null)
 {
+    /// <summary>Where <c>dir</c> is as the node sees it (the node VM's own path for what is written here and copied in).</summary>
+    private string NodeDir => nodeDir ?? dir;
+
     /// <summary>The kubelet's default masked and read-only paths for a container that is not privileged.</summary>
     private static readonly string[] MaskedPaths = ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"];
     private static readonly string[] ReadonlyPaths = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
@@ -174,7 +177,7 @@ internal sealed class AgentPod(
         var config = new PodSandboxConfig
         {
             Metadata = new PodSandboxMetadata { Name = daemonSet.Metadata.Name + "-e2e", Namespace = daemonSet.Metadata.NamespaceProperty, Uid = "e2e-" + daemonSet.Metadata.Name, Attempt = attempt },
-            LogDirectory = Path.Combine(dir, "logs"),
+            LogDirectory = Path.Combine(NodeDir, "logs"),
             Linux = new LinuxPodSandboxConfig
             {
                 CgroupParent = cgroupParent,
@@ -200,6 +203,31 @@ internal sealed class AgentPod(
 
     private async Task<string> CreateAsync(RuntimeService.RuntimeServiceClient cri, V1Container c, PodSandboxConfig sandbox, uint attempt)
     {
+        var config = BuildContainer(c, attempt);
+        Directory.CreateDirectory(Path.Combine(dir, "logs", c.Name));
+        return (await cri.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = SandboxId, Config = config, SandboxConfig = sandbox }, Deadline())).ContainerId;
+    }
+
+    /// <summary>
+    /// For a node that runs the pod itself (make node-test's VM, through berth-node-cri pod): the requests a
+    /// kubelet would send, as protobuf files in <paramref name="outDir"/> (sandbox.bin, then containers/NN-init-NAME.bin
+    /// and NN-app-NAME.bin in the order they run; the attempt numbers are the node's to set), and the ConfigMap's files.
+    /// </summary>
+    public void WriteRequests(string outDir)
+    {
+        if (Unsupported() is { Count: > 0 } problems) throw new E2eFailure("the DaemonSet asks for what the e2e cannot apply: " + string.Join("; ", problems));
+        PrepareVolumes(createHostPaths: false);
+        Directory.CreateDirectory(Path.Combine(outDir, "containers"));
+        File.WriteAllBytes(Path.Combine(outDir, "sandbox.bin"), Google.Protobuf.MessageExtensions.ToByteArray(SandboxConfig(0)));
+        var n = 0;
+        foreach (var (c, kind) in (Spec.InitContainers ?? []).Select(c => (c, "init")).Concat(Spec.Containers.Select(c => (c, "app"))))
+        {
+            File.WriteAllBytes(Path.Combine(outDir, "containers", $"{n++:00}-{kind}-{c.Name}.bin"), Google.Protobuf.MessageExtensions.ToByteArray(BuildContainer(c, 0)));
+        }
+    }
+
+    private ContainerConfig BuildContainer(V1Container c, uint attempt)
+    {
         var env = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var e in c.Env ?? [])
         {
@@ -208,7 +236,7 @@ internal sealed class AgentPod(
                 : "");
         }
         // What only the simulated node needs: the fake boot ID (a reboot here does not change the kernel's).
-        env["BERTH_BOOT_ID_FILE"] = Path.Combine(BootIdDir, Path.GetFileName(bootIdFile));
+        if (bootIdFile is not null) env["BERTH_BOOT_ID_FILE"] = Path.Combine(BootIdDir, Path.GetFileName(bootIdFile));
 
         var config = new ContainerConfig
         {
@@ -231,9 +259,8 @@ internal sealed class AgentPod(
                 Propagation = m.MountPropagation == "HostToContainer" ? MountPropagation.PropagationHostToContainer : MountPropagation.PropagationPrivate,
             });
         }
-        config.Mounts.Add(new Mount { ContainerPath = BootIdDir, HostPath = Path.GetDirectoryName(bootIdFile)!, Readonly = true });
-        Directory.CreateDirectory(Path.Combine(dir, "logs", c.Name));
-        return (await cri.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = SandboxId, Config = config, SandboxConfig = sandbox }, Deadline())).ContainerId;
+        if (bootIdFile is not null) config.Mounts.Add(new Mount { ContainerPath = BootIdDir, HostPath = Path.GetDirectoryName(bootIdFile)!, Readonly = true });
+        return config;
     }
 
     private LinuxContainerResources Resources(V1Container c)
@@ -275,11 +302,11 @@ internal sealed class AgentPod(
         Regex.Replace(text, @"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", m => m.Value == "$$" ? "$" : env.TryGetValue(m.Groups[1].Value, out var v) ? v : m.Value);
 
     /// <summary>Makes what the kubelet makes before the containers: hostPath directories of type DirectoryOrCreate, ConfigMap files.</summary>
-    private void PrepareVolumes()
+    private void PrepareVolumes(bool createHostPaths = true)
     {
         foreach (var v in Spec.Volumes ?? [])
         {
-            if (v.HostPath is { } h)
+            if (v.HostPath is { } h && createHostPaths)
             {
                 var local = hostPaths[h.Path];
                 if (h.Type == "DirectoryOrCreate") Directory.CreateDirectory(local);
@@ -299,7 +326,7 @@ internal sealed class AgentPod(
         }
     }
 
-    private string VolumeSource(V1Volume v) => v.HostPath is { } h ? hostPaths[h.Path] : Path.Combine(dir, "configmaps", v.Name);
+    private string VolumeSource(V1Volume v) => v.HostPath is { } h ? hostPaths[h.Path] : Path.Combine(NodeDir, "configmaps", v.Name);
 
     /// <summary>Fails for every property of <paramref name="model"/> that is set and not in <paramref name="known"/> (by its API name).</summary>
     private static void Only(object? model, string at, List<string> problems, params string[] known)

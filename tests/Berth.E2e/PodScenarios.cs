@@ -45,6 +45,34 @@ internal static class PodScenarios
             Path.Combine(node.Dir, "pod"), node.CgroupParent, hostPaths, Override, node.BootIdFile);
     }
 
+    /// <summary>Where make node-test's VM keeps the pod's requests and ConfigMap files (torture/node/build-image.sh copies them there).</summary>
+    public const string NodeVmPodDir = "/usr/local/share/berth-node/pod";
+
+    /// <summary>
+    /// The DaemonSet pod for make node-test's VM, a real node with plain containerd (the README's setting for it:
+    /// the runtime's directory is /run/containerd), every other hostPath where the manifest says; agent.json with
+    /// the node's pace (a pass every 2 s, as its packaged agent.json; a grace period of 10 s) and metrics where the
+    /// node's checks read them.
+    /// </summary>
+    public static void WriteNodeVmSpec(string outDir)
+    {
+        var objects = Manifests.All();
+        var daemonSet = objects.OfType<V1DaemonSet>().Single();
+        var hostPaths = daemonSet.Spec.Template.Spec.Volumes.Where(v => v.HostPath is not null).ToDictionary(v => v.HostPath.Path, v => v.HostPath.Path);
+        hostPaths["/run/k3s/containerd"] = "/run/containerd";
+        static string Override(string key, string value)
+        {
+            if (key != "agent.json") return value;
+            var json = JsonNode.Parse(value)!.AsObject();
+            json["intervalSeconds"] = 2;
+            json["gracePeriodSeconds"] = 10;
+            json["metricsAddress"] = "127.0.0.1:9617";
+            return json.ToJsonString();
+        }
+        if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+        new AgentPod(daemonSet, [.. objects.OfType<V1ConfigMap>()], "", outDir, "", hostPaths, Override, bootIdFile: null, nodeDir: NodeVmPodDir).WriteRequests(outDir);
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

@@ -30,6 +30,12 @@ if (options.PauseImage is { } pauseImage)
     Console.WriteLine($"e2e: wrote the sandbox image {PauseImage.Name} to {pauseImage}");
     return 0;
 }
+if (options.PodSpec is { } podSpec)
+{
+    PodScenarios.WriteNodeVmSpec(podSpec);
+    Console.WriteLine($"e2e: wrote deploy/kubernetes's DaemonSet pod for the node VM into {podSpec}");
+    return 0;
+}
 if (Environment.UserName != "root") return Fail("run as root: it starts containerd, mounts namespaces and makes bridges");
 
 var work = Directory.CreateTempSubdirectory("berth-e2e-").FullName;
@@ -138,6 +144,9 @@ internal sealed record Options(int Reboots, int Pods, string Out, string? Readme
     /// <summary>The rows to run (1 berth, 2 host-local, 3 guarded, 4 the agent as a pod); the README is written only with all four.</summary>
     public IReadOnlySet<int> Rows { get; init; } = new HashSet<int> { 1, 2, 3, 4 };
 
+    /// <summary>Only write the DaemonSet pod's CRI requests for make node-test's VM into this directory.</summary>
+    public string? PodSpec { get; init; }
+
     /// <summary>The image of make image, for the fourth row.</summary>
     public string Image { get; init; } = $"artifacts/image/berth-{File.ReadAllText(Path.Combine(Repo.Root, "VERSION")).Trim()}.oci.tar";
 
@@ -163,7 +172,8 @@ internal sealed record Options(int Reboots, int Pods, string Out, string? Readme
                 "--pause-image" => o with { PauseImage = Path.GetFullPath(args[i + 1]) },
                 "--rows" => o with { Rows = args[i + 1].Split(',').Select(r => int.Parse(r, CultureInfo.InvariantCulture) is var n and >= 1 and <= 4 ? n : throw new ArgumentException($"--rows: {r} is not a row (1 to 4)")).ToHashSet() },
                 "--image" => o with { Image = args[i + 1] },
-                _ => throw new ArgumentException($"unknown option {args[i]} (known: --reboots, --pods, --out, --readme, --bin, --no-recover, --pause-image, --rows, --image)"),
+                "--pod-spec" => o with { PodSpec = Path.GetFullPath(args[i + 1]) },
+                _ => throw new ArgumentException($"unknown option {args[i]} (known: --reboots, --pods, --out, --readme, --bin, --no-recover, --pause-image, --rows, --image, --pod-spec)"),
             };
         }
         if (o.Readme is not null && o.Rows.Count < 4) throw new ArgumentException("--readme takes the table of all four rows: leave out --rows");
