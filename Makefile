@@ -10,15 +10,16 @@ E2E_APT_PACKAGES := containerd runc
 TORTURE_APT_PACKAGES := qemu-system-x86 cpio busybox-static e2fsprogs python3
 NODE_APT_PACKAGES := mmdebstrap qemu-utils
 PROMETHEUS_APT_PACKAGES := prometheus python3-yaml
+IMAGE_APT_PACKAGES := umoci python3
 DOTNET := dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: build deps test demo e2e packages packages-test bench torture node-test prometheus-test clean
+.PHONY: build deps test demo e2e packages packages-test image bench torture node-test prometheus-test clean
 
 # Installs the Debian packages the build and tests use, only those missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES) $(TORTURE_APT_PACKAGES) $(NODE_APT_PACKAGES) $(PROMETHEUS_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(PACKAGING_APT_PACKAGES) $(BENCH_APT_PACKAGES) $(E2E_APT_PACKAGES) $(TORTURE_APT_PACKAGES) $(NODE_APT_PACKAGES) $(PROMETHEUS_APT_PACKAGES) $(IMAGE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
@@ -31,7 +32,7 @@ build: deps
 	@rm -f $(BIN)/*.dbg $(BIN)/*.pdb
 	@ls -l $(BIN)/berth $(BIN)/berth-agent
 
-test: build
+test: build image
 	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo
 	BENCH_QUICK=1 BENCH_OUT=artifacts/bench bash bench/bench.sh | sed -n '/^## ADD/,/^Floor/p'
 	$(E2E) --reboots 2 --pods 5
@@ -43,6 +44,10 @@ test: build
 # .deb and .rpm of the published executables, in artifacts/packages/.
 packages: build
 	@bash scripts/build-packages.sh
+
+# The node add-on's OCI image (umoci, offline) as an archive `ctr images import` takes: artifacts/image/.
+image: build
+	@bash packaging/image/build-image.sh
 
 # lintian, rpmlint, the packages' files and scripts, and a real install, remove and purge of the .deb.
 packages-test: packages
@@ -57,9 +62,10 @@ prometheus-test: build
 demo: build
 	@bash scripts/demo.sh
 
-# berth and host-local under a real containerd through hard reboots; writes the table into the README.
+# berth and host-local under a real containerd through hard reboots (the fourth row runs the agent as the
+# DaemonSet's pod from make image); writes the table into the README.
 E2E = $(DOTNET) run --project tests/Berth.E2e -c Release -- --out artifacts/e2e
-e2e: build
+e2e: image
 	$(E2E) --reboots 4 --pods 5 --readme README.md
 
 # berth next to host-local in one run: docs/benchmarks.md and docs/add-latency.svg. BENCH_QUICK=1: short.
@@ -72,9 +78,11 @@ torture: build
 
 # A whole Debian node (systemd, containerd, the .deb) in QEMU through power cuts, bounded by NODE_TEST_SECONDS
 # (default 600), then its negative control (docs/reliability.md). The VM image is cached under artifacts/node/.
-node-test: packages
+# NODE_TEST_POD=1: the agent runs as deploy/kubernetes's DaemonSet pod instead of the units (control: no agent).
+node-test: packages image
 	$(DOTNET) publish tests/Berth.NodeCri/Berth.NodeCri.csproj -c Release -o artifacts/node/cri --nologo -v quiet -p:DebugType=none
 	@rm -f artifacts/node/cri/*.dbg
+	$(DOTNET) run --project tests/Berth.E2e -c Release -- --pod-spec artifacts/node/pod
 	@bash torture/node/run.sh
 
 clean:

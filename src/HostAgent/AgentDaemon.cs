@@ -19,7 +19,7 @@ namespace Berth.HostAgent;
 /// </summary>
 internal sealed class AgentDaemon(
     AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime,
-    ISystemdNotifier notifier, ILogger logger, IHostApplicationLifetime lifetime, TimeSpan? watchdog, TimeProvider time) : BackgroundService
+    ISystemdNotifier notifier, ILogger logger, IHostApplicationLifetime lifetime, TimeSpan? watchdog, TimeProvider time, Node.AgentStartup? startup = null) : BackgroundService
 {
     private const string Actor = Cli.Actor;
     private readonly HostLocal.HostLocalGuard? _guard = HostLocal.HostLocalGuard.For(config, store, clock, Cli.Actor);
@@ -32,7 +32,7 @@ internal sealed class AgentDaemon(
     /// WATCHDOG=1 (<see cref="WatchdogInterval"/>), or null for never.
     /// </summary>
     public static IHost CreateHost(AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes,
-        ISandboxSource runtime, ISystemdNotifier notifier, TimeSpan? watchdog, TimeProvider time)
+        ISandboxSource runtime, ISystemdNotifier notifier, TimeSpan? watchdog, TimeProvider time, Node.AgentStartup? startup = null)
     {
         // Empty: no appsettings, environment or command-line configuration sources; agent.json is read by AgentConfig.
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
@@ -46,7 +46,12 @@ internal sealed class AgentDaemon(
         // sd_notify (or a test) must get the same notifications. Without NOTIFY_SOCKET the notifier is silent.
         builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
         builder.Services.AddHostedService(services => new AgentDaemon(config, store, clock, netns, processes, runtime, notifier,
-            services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, time));
+            services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, time, startup));
+        if (startup?.Locks is { Aside.Count: > 0 } locks)
+        {
+            builder.Services.AddHostedService(services => new Node.StandAsideWatch(locks, config.Interval,
+                services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), time));
+        }
         return builder.Build();
     }
 
@@ -60,6 +65,7 @@ internal sealed class AgentDaemon(
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
+        foreach (var line in startup?.Locks?.Explain() ?? []) logger.LogWarning("{Lock}", line);
         await RecoverAsync(cancellationToken).ConfigureAwait(false);
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -75,6 +81,7 @@ internal sealed class AgentDaemon(
             var recovery = await Recovery.RunAsync(store, clock, netns, _guard,
                 () => EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken), config.DryRun, Actor, cancellationToken).ConfigureAwait(false);
             Log.Recovery(logger, recovery);
+            foreach (var line in startup?.AfterRecovery(recovery, config.GracePeriod, config.Interval) ?? []) logger.LogWarning("{Unproven}", line);
             _figures.Skipped!.Add(recovery.Skipped);
             _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
             _recovered = true;
@@ -156,7 +163,7 @@ internal sealed class AgentDaemon(
         {
             foreach (var line in said.Split('\n', StringSplitOptions.RemoveEmptyEntries)) logger.LogWarning("pools: {Warning}", line);
         }
-        return MetricsText.Render(store, clock.BootId, _figures, pools.Ranges);
+        return MetricsText.Render(store, clock.BootId, _figures, pools.Ranges) + startup?.Locks?.Metrics();
     }
 
     private async Task<bool> StartedAsync(CancellationToken stop)

@@ -52,6 +52,7 @@ internal static partial class Cli
         root.Subcommands.Add(reconcile);
 
         AddOperatorCommands(root);
+        AddNodeCommands(root);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -114,10 +115,15 @@ internal static partial class Cli
 
     private static async Task<int> RunDaemonAsync(ParseResult parse, CancellationToken cancellationToken)
     {
+        var newStore = Node.AgentStartup.IsNewStore(StorePath(parse));
         var (config, store) = Open(parse, StoreAccess.Create);
         using var _ = store;
+        // One guardian per host-local directory on the node: a directory another agent holds is left to it.
+        using var locks = Node.GuardLocks.Take(config.HostLocalDirs);
+        config = config with { HostLocalDirs = [.. config.HostLocalDirs.Where(d => !locks.Aside.Contains(d))] };
         using var host = AgentDaemon.CreateHost(config, store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config),
-            new Microsoft.Extensions.Hosting.Systemd.SystemdNotifier(), AgentDaemon.WatchdogInterval(Environment.GetEnvironmentVariable), TimeProvider.System);
+            new Microsoft.Extensions.Hosting.Systemd.SystemdNotifier(), AgentDaemon.WatchdogInterval(Environment.GetEnvironmentVariable), TimeProvider.System,
+            new Node.AgentStartup(config.Store, newStore, locks));
         await host.RunAsync(cancellationToken).ConfigureAwait(false);
         return Ok;
     }
@@ -134,6 +140,10 @@ internal static partial class Cli
 
     /// <summary>What a command may do to the store: only read it (also on a read-only filesystem), write it, or create it when missing.</summary>
     private enum StoreAccess { Read, Write, Create }
+
+    /// <summary>The store a command will open (--store, else the config's), before it is opened.</summary>
+    private static string StorePath(ParseResult parse) =>
+        parse.GetValue(StoreOption) is { } store ? Path.GetFullPath(store) : AgentConfig.Load(parse.GetValue(ConfigOption)).Store;
 
     /// <summary>
     /// Opens the store. Only boot recovery, the service and the import create a missing one: an operator command

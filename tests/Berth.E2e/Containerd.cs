@@ -9,14 +9,24 @@ namespace Berth.E2e;
 /// CNI binaries and configuration from the run's own directories, every sandbox under one cgroup parent.
 /// Started with BERTH_BOOT_ID_FILE in its environment, which it hands to the plugins it runs.
 /// </summary>
-internal sealed class Containerd(string dir, string cniBin, string cniConf, string bootIdFile)
+internal sealed class Containerd(string dir, string cniBin, string cniConf, string bootIdFile, string? socketDir = null)
 {
     private Running? _process;
 
     public string Dir => dir;
     public string Root => Path.Combine(dir, "root");
     public string State => Path.Combine(dir, "state");
-    public string Socket => Path.Combine(dir, "containerd.sock");
+    /// <summary>In <c>socketDir</c> when given: a node's /run/k3s/containerd, which the agent's pod mounts (it holds nothing else).</summary>
+    public string Socket => Path.Combine(socketDir ?? dir, "containerd.sock");
+
+    /// <summary>
+    /// Make the netns pins' directory a shared mount before the runtime starts, as / is on a node under systemd, so
+    /// that a pod mounting it with HostToContainer propagation sees the pins made after it started.
+    /// </summary>
+    public bool ShareNetnsPins { get; init; }
+
+    /// <summary>How many of the CNI configs each pod joins (eth0, eth1, ...; in the order of their file names).</summary>
+    public int Networks { get; init; } = 1;
     public string Log => Path.Combine(dir, "containerd.log");
     public int? Pid => _process is { HasExited: false } p ? p.Id : null;
 
@@ -24,6 +34,13 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
 
     public async Task StartAsync()
     {
+        if (socketDir is not null) Directory.CreateDirectory(socketDir);
+        if (ShareNetnsPins && !Host.MountsUnder(NetnsDir).Contains(NetnsDir))
+        {
+            Directory.CreateDirectory(NetnsDir);
+            Host.Check("mount", "--bind", NetnsDir, NetnsDir);
+            Host.Check("mount", "--make-shared", NetnsDir);
+        }
         var config = Path.Combine(dir, "config.toml");
         File.WriteAllText(config, $"""
             version = 2
@@ -42,7 +59,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
               [plugins."io.containerd.grpc.v1.cri".cni]
                 bin_dir = "{cniBin}"
                 conf_dir = "{cniConf}"
-                max_conf_num = 1
+                max_conf_num = {Networks}
             """);
         _process = Exec.Start("/bin/sh", ["-c", "exec containerd --config \"$0\" >>\"$1\" 2>&1", config, Log], new ExecOptions
         {

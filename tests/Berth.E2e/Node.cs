@@ -21,18 +21,21 @@ internal sealed class Node : IAsyncDisposable
     private readonly HashSet<string> _pins = [];
     private int _boot = 1;
 
-    public Node(string ipam, string dir, string subnet, string bridge, string berth, string agent, bool guarded = false)
+    public Node(string ipam, string dir, string subnet, string bridge, string berth, string agent, bool guarded = false, bool podAgent = false)
     {
         Ipam = ipam;
-        Guarded = guarded;
+        Guarded = guarded || podAgent;
+        PodAgent = podAgent;
         Dir = dir;
         Bridge = bridge;
         Agent = agent;
-        Network = guarded ? "e2e-guarded" : "e2e-" + ipam;
-        DataDir = Path.Combine(dir, "ipam");
-        BootIdFile = Path.Combine(dir, "boot_id");
+        Network = podAgent ? "e2e-pod" : guarded ? "e2e-guarded" : "e2e-" + ipam;
+        // The agent's pod mounts the node's /var/lib/cni: host-local's default data directory is under it.
+        DataDir = podAgent ? Path.Combine(HostRoot, "var", "lib", "cni", "networks") : Path.Combine(dir, "ipam");
+        BootIdFile = podAgent ? Path.Combine(dir, "boot", "boot_id") : Path.Combine(dir, "boot_id");
+        Directory.CreateDirectory(Path.GetDirectoryName(BootIdFile)!);
         _cgroupParent = "/" + Path.GetFileName(Path.GetDirectoryName(dir.TrimEnd('/'))) + "-" + ipam;
-        var bin = Path.Combine(dir, "cni", "bin");
+        var bin = CniBin;
         var conf = Path.Combine(dir, "cni", "conf");
         Directory.CreateDirectory(bin);
         Directory.CreateDirectory(conf);
@@ -48,12 +51,34 @@ internal sealed class Node : IAsyncDisposable
                 new { type = "bridge", bridge, isGateway = true, ipMasq = false, ipam = new { type = ipam, dataDir = DataDir, ranges = new[] { new[] { new { subnet } } } } },
             },
         }));
+        if (podAgent)
+        {
+            // The pod's second network names berth, its store in the add-on's directory (the node's
+            // /var/lib/cni/berth), as on a node whose flannel config names berth: the pod's agent guards both.
+            File.WriteAllText(Path.Combine(conf, "20-e2e-berth.conflist"), System.Text.Json.JsonSerializer.Serialize(new
+            {
+                cniVersion = "1.0.0",
+                name = Network + "-berth",
+                plugins = new[]
+                {
+                    new { type = "bridge", bridge = BerthBridge, isGateway = true, ipMasq = false, ipam = new { type = "berth", dataDir = Path.GetDirectoryName(Store)!, ranges = new[] { new[] { new { subnet = BerthSubnet } } } } },
+                },
+            }));
+        }
         File.WriteAllText(BootIdFile, BootId);
-        Runtime = new Containerd(Path.Combine(dir, "containerd"), bin, conf, BootIdFile);
+        Runtime = podAgent
+            ? new Containerd(Path.Combine(dir, "containerd"), bin, conf, BootIdFile, Path.Combine(HostRoot, "run", "k3s", "containerd")) { ShareNetnsPins = true, Networks = 2 }
+            : new Containerd(Path.Combine(dir, "containerd"), bin, conf, BootIdFile);
         Directory.CreateDirectory(Runtime.Dir);
     }
 
     public string Ipam { get; }
+
+    /// <summary>The CNI bin directory containerd runs plugins from (the node's /opt/cni/bin).</summary>
+    public string CniBin => Path.Combine(Dir, "cni", "bin");
+
+    /// <summary>The cgroup parent of every sandbox of this node, the agent's pod included.</summary>
+    public string CgroupParent => _cgroupParent;
 
     /// <summary>host-local, its config untouched, with berth-agent guarding its files (hostLocal.dirs).</summary>
     public bool Guarded { get; }
@@ -61,16 +86,25 @@ internal sealed class Node : IAsyncDisposable
     /// <summary>Whether berth protects this node: it names berth, or the agent guards host-local's files.</summary>
     public bool Protected => Ipam == "berth" || Guarded;
 
+    /// <summary>host-local guarded by berth-agent running as deploy/kubernetes's DaemonSet pod, started after containerd.</summary>
+    public bool PodAgent { get; }
+
+    /// <summary>The agent pod's node: the host paths its DaemonSet names, under the node's directory.</summary>
+    public string HostRoot => Path.Combine(Dir, "host");
+
     /// <summary>The row's name in the table.</summary>
-    public string Label => Guarded ? "host-local guarded by berth-agent" : Ipam;
+    public string Label => PodAgent ? "host-local guarded by berth-agent as a DaemonSet pod (started late)" : Guarded ? "host-local guarded by berth-agent" : Ipam;
     public string Dir { get; }
     public string Bridge { get; }
+
+    /// <summary>The agent pod's node: the bridge and subnet of its second network, which names berth.</summary>
+    public const string BerthBridge = "berthe2e5", BerthSubnet = "10.88.5.0/28";
     public string Agent { get; }
     public string Network { get; }
     public string DataDir { get; }
     public string BootIdFile { get; }
     /// <summary>berth's store: the plugin's own, or on a guarded node the agent's (history, first sightings).</summary>
-    public string Store => Guarded ? Path.Combine(Dir, "berth", "berth.db") : Path.Combine(DataDir, "berth.db");
+    public string Store => PodAgent ? Path.Combine(HostRoot, "var", "lib", "cni", "berth", "berth.db") : Guarded ? Path.Combine(Dir, "berth", "berth.db") : Path.Combine(DataDir, "berth.db");
 
     /// <summary>
     /// The agent's config for this node: its runtime, and on a guarded node host-local's data directory and the
@@ -172,6 +206,8 @@ internal sealed class Node : IAsyncDisposable
         var ready = new List<(string, string, string)>();
         foreach (var s in await cri.ListPodSandboxAsync(new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxReady } }))
         {
+            // The test's pods only: the agent's own pod (host network, no address) is not one of them.
+            if (s.Metadata.Namespace != PodNamespace) continue;
             var status = await cri.PodSandboxStatusAsync(s.Id);
             ready.Add((s.Id, s.Metadata.Name, status.Status.Network?.Ip ?? ""));
         }
@@ -197,6 +233,7 @@ internal sealed class Node : IAsyncDisposable
         DropPins();
         Runtime.WipeState();
         Host.Run("ip", ["link", "delete", Bridge]);
+        if (PodAgent) Host.Run("ip", ["link", "delete", BerthBridge]);
         RemoveCgroups();
         _boot++;
         File.WriteAllText(BootIdFile, BootId);
@@ -258,6 +295,7 @@ internal sealed class Node : IAsyncDisposable
         await Attempt("remove netns pins", () => { DropPins(); return Task.CompletedTask; });
         await Attempt("unmount the runtime's state and root", () => { Host.RemoveTree(Runtime.State); Host.RemoveTree(Runtime.Root); return Task.CompletedTask; });
         await Attempt("delete the bridge", () => { Host.Run("ip", ["link", "delete", Bridge]); return Task.CompletedTask; });
+        if (PodAgent) await Attempt("delete berth's bridge", () => { Host.Run("ip", ["link", "delete", BerthBridge]); return Task.CompletedTask; });
         await Attempt("remove cgroups", () => { RemoveCgroups(); return Task.CompletedTask; });
     }
 

@@ -30,6 +30,12 @@ if (options.PauseImage is { } pauseImage)
     Console.WriteLine($"e2e: wrote the sandbox image {PauseImage.Name} to {pauseImage}");
     return 0;
 }
+if (options.PodSpec is { } podSpec)
+{
+    PodScenarios.WriteNodeVmSpec(podSpec);
+    Console.WriteLine($"e2e: wrote deploy/kubernetes's DaemonSet pod for the node VM into {podSpec}");
+    return 0;
+}
 if (Environment.UserName != "root") return Fail("run as root: it starts containerd, mounts namespaces and makes bridges");
 
 var work = Directory.CreateTempSubdirectory("berth-e2e-").FullName;
@@ -71,15 +77,33 @@ try
     containerd = Host.Check("containerd", "--version").Split(' ').ElementAtOrDefault(2)?.Trim() ?? "?";
     Console.WriteLine($"e2e: containerd {containerd}, {options.Reboots} hard reboots, {options.Pods} pods per boot, a /28 per node ({Node.RangeSize} addresses)");
     // The third node keeps host-local in its CNI config, as RKE2's Canal does, and berth-agent guards its files.
-    var plan = new[] { ("berth", "10.88.1.0/28", "berthe2e1", false), ("host-local", "10.88.2.0/28", "berthe2e2", false), ("host-local", "10.88.3.0/28", "berthe2e3", true) };
-    foreach (var (ipam, subnet, bridge, guarded) in plan)
+    // The fourth keeps host-local too, and berth-agent runs as deploy/kubernetes's DaemonSet pod, started after containerd.
+    var plan = new (int Row, string Ipam, string Subnet, string Bridge, bool Guarded, bool Pod)[]
     {
-        var node = new Node(ipam, Path.Combine(work, guarded ? "guarded" : ipam), subnet, bridge, Path.Combine(options.Bin, "berth"), Path.Combine(options.Bin, "berth-agent"), guarded);
+        (1, "berth", "10.88.1.0/28", "berthe2e1", false, false),
+        (2, "host-local", "10.88.2.0/28", "berthe2e2", false, false),
+        (3, "host-local", "10.88.3.0/28", "berthe2e3", true, false),
+        (4, "host-local", "10.88.4.0/28", "berthe2e4", false, true),
+    };
+    foreach (var (row, ipam, subnet, bridge, guarded, pod) in plan.Where(p => options.Rows.Contains(p.Row)))
+    {
+        var node = new Node(ipam, Path.Combine(work, pod ? "pod" : guarded ? "guarded" : ipam), subnet, bridge, Path.Combine(options.Bin, "berth"), Path.Combine(options.Bin, "berth-agent"), guarded, pod);
         nodes.Add(node);
         await node.StartAsync(image);
-        var (outcome, running) = await Scenarios.RebootsAsync(node, options.Pods, options.Reboots, Node.RangeSize, !options.NoRecover, verdicts);
-        outcomes.Add(outcome);
-        if (node.Protected) await Scenarios.LiveReconcileAsync(node, running, verdicts);
+        if (pod)
+        {
+            if (!File.Exists(options.Image)) throw new E2eFailure($"{options.Image} does not exist: run make image");
+            node.Runtime.Import(options.Image);
+            var (podOutcome, podRunning, agentPod) = await PodScenarios.RebootsAsync(node, options.Pods, options.Reboots, Node.RangeSize, verdicts);
+            outcomes.Add(podOutcome);
+            await PodScenarios.OneAgentAndLiveReconcileAsync(node, agentPod, podRunning, verdicts);
+        }
+        else
+        {
+            var (outcome, running) = await Scenarios.RebootsAsync(node, options.Pods, options.Reboots, Node.RangeSize, !options.NoRecover, verdicts);
+            outcomes.Add(outcome);
+            if (node.Protected) await Scenarios.LiveReconcileAsync(node, running, verdicts);
+        }
         await node.DisposeAsync();
         nodes.Remove(node);
     }
@@ -117,6 +141,15 @@ static int Fail(string message)
 
 internal sealed record Options(int Reboots, int Pods, string Out, string? Readme, string Bin, bool NoRecover, string? PauseImage = null)
 {
+    /// <summary>The rows to run (1 berth, 2 host-local, 3 guarded, 4 the agent as a pod); the README is written only with all four.</summary>
+    public IReadOnlySet<int> Rows { get; init; } = new HashSet<int> { 1, 2, 3, 4 };
+
+    /// <summary>Only write the DaemonSet pod's CRI requests for make node-test's VM into this directory.</summary>
+    public string? PodSpec { get; init; }
+
+    /// <summary>The image of make image, for the fourth row.</summary>
+    public string Image { get; init; } = $"artifacts/image/berth-{File.ReadAllText(Path.Combine(Repo.Root, "VERSION")).Trim()}.oci.tar";
+
     public static Options Parse(string[] args)
     {
         var o = new Options(4, 5, "artifacts/e2e", null, "artifacts/bin", false);
@@ -137,9 +170,13 @@ internal sealed record Options(int Reboots, int Pods, string Out, string? Readme
                 "--readme" => o with { Readme = args[i + 1] },
                 "--bin" => o with { Bin = args[i + 1] },
                 "--pause-image" => o with { PauseImage = Path.GetFullPath(args[i + 1]) },
-                _ => throw new ArgumentException($"unknown option {args[i]} (known: --reboots, --pods, --out, --readme, --bin, --no-recover, --pause-image)"),
+                "--rows" => o with { Rows = args[i + 1].Split(',').Select(r => int.Parse(r, CultureInfo.InvariantCulture) is var n and >= 1 and <= 4 ? n : throw new ArgumentException($"--rows: {r} is not a row (1 to 4)")).ToHashSet() },
+                "--image" => o with { Image = args[i + 1] },
+                "--pod-spec" => o with { PodSpec = Path.GetFullPath(args[i + 1]) },
+                _ => throw new ArgumentException($"unknown option {args[i]} (known: --reboots, --pods, --out, --readme, --bin, --no-recover, --pause-image, --rows, --image, --pod-spec)"),
             };
         }
-        return o with { Bin = Path.GetFullPath(o.Bin) };
+        if (o.Readme is not null && o.Rows.Count < 4) throw new ArgumentException("--readme takes the table of all four rows: leave out --rows");
+        return o with { Bin = Path.GetFullPath(o.Bin), Image = Path.GetFullPath(o.Image) };
     }
 }

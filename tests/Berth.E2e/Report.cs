@@ -20,7 +20,11 @@ internal static class Report
         t.AppendLine($"containerd {containerd} with Debian's bridge plugin, one /28 ({Node.RangeSize} pod addresses) per IPAM, " +
                      $"{options.Pods} pods per boot; each simulated hard reboot kills the runtime, its shims and the sandboxes, empties /run and changes the boot ID; " +
                      "berth's node, and the node whose CNI config keeps host-local while berth-agent guards its files (`hostLocal.dirs`), " +
-                     "run `berth-agent recover` before containerd starts. Nothing stops the lost sandboxes during the reboots; " +
+                     "run `berth-agent recover` before containerd starts. The fourth node keeps host-local too, and berth-agent runs as the pod of " +
+                     "`deploy/kubernetes/berth.yaml`'s DaemonSet (its settings taken from the parsed manifest, through CRI as a kubelet would), started after " +
+                     "containerd and after the boot's first pod in every boot, its store in the node's /var/lib/cni; each of its pods also joins a second network " +
+                     "naming berth with that store (as with flannel naming berth), where no lease of a lost pod is left after the late recovery; its leaks are counted once the agent has had " +
+                     $"its grace period ({PodScenarios.GraceSeconds} s, intervalSeconds {PodScenarios.IntervalSeconds}). Nothing stops the lost sandboxes during the reboots; " +
                      "the last column is after the run stops and removes them, as a kubelet that still knows the pods would.");
         var failure = outcomes.FirstOrDefault(o => o.FirstFailure is not null);
         if (failure is not null) t.AppendLine().AppendLine($"{failure.Ipam}'s first failed pod: `{Shorten(failure.FirstFailure!)}`");

@@ -115,7 +115,7 @@ internal static class Scenarios
     }
 
     /// <summary>Every ready pod's address is held by the IPAM, and no two ready pods share one.</summary>
-    private static async Task ExpectNothingHeldTwiceAsync(Node node, Verdicts v)
+    internal static async Task ExpectNothingHeldTwiceAsync(Node node, Verdicts v)
     {
         var ready = await node.ReadyPodsAsync();
         var held = node.HeldAddresses();

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Berth.E2e;
+using Berth.NodeCri;
 using Berth.HostAgent.Cri;
 using Berth.HostAgent.Cri.V1;
 using Grpc.Core;
@@ -12,6 +13,11 @@ using Grpc.Core;
 //   ready               "ID NAME IP" of every ready sandbox
 //   gone                StopPodSandbox + RemovePodSandbox of every sandbox that is not ready (what a kubelet does
 //                       with the sandboxes lost in a reboot); prints how many
+//   pod DIR ATTEMPT     runs the DaemonSet pod whose CRI requests the e2e wrote into DIR (berth.yaml, parsed; see
+//                       tests/Berth.E2e/AgentPod.cs): sandbox, init containers to exit 0, app containers started;
+//                       prints "SANDBOX-ID APP-CONTAINER-ID"
+//   container ID        "STATE EXIT-CODE" of one container (CONTAINER_RUNNING 0, CONTAINER_EXITED 1, ...)
+// `ready` lists the test's pods only (namespace node-test), not the agent's.
 // Exit 0 on success; 1 and the runtime's message on stderr when the call failed; 2 on a usage error.
 const string Socket = "/run/containerd/containerd.sock";
 const string PodNamespace = "node-test";
@@ -42,6 +48,7 @@ try
         case "ready" when args.Length == 1:
             foreach (var s in await cri.ListPodSandboxAsync(new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxReady } }))
             {
+                if (s.Metadata.Namespace != PodNamespace) continue;
                 var st = await cri.PodSandboxStatusAsync(s.Id);
                 Console.WriteLine($"{s.Id} {s.Metadata.Name} {st.Status.Network?.Ip ?? ""}");
             }
@@ -55,6 +62,10 @@ try
             }
             Console.WriteLine(lost.Count);
             return 0;
+        case "pod" when args.Length == 3 && uint.TryParse(args[2], CultureInfo.InvariantCulture, out var attempt):
+            return await DaemonSetPod.RunAsync(Socket, args[1], attempt);
+        case "container" when args.Length == 2:
+            return await DaemonSetPod.StatusAsync(Socket, args[1]);
         default:
             return Usage();
     }
@@ -90,6 +101,6 @@ static async Task<int> WaitAsync(CriClient cri, TimeSpan timeout)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: berth-node-cri wait SECONDS | run NAME | stop ID | ready | gone");
+    Console.Error.WriteLine("usage: berth-node-cri wait SECONDS | run NAME | stop ID | ready | gone | pod DIR ATTEMPT | container ID");
     return 2;
 }

@@ -18,7 +18,13 @@ MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_p
 DISK_SIZE=2G
 DEB=$(ls artifacts/packages/berth_*_amd64.deb 2>/dev/null | head -n1)
 CRI_CLIENT=artifacts/node/cri/berth-node-cri
+# The node add-on for NODE_TEST_POD=1: the image (make image) and the DaemonSet pod's CRI requests, which the e2e
+# writes from deploy/kubernetes (tests/Berth.E2e --pod-spec).
+BERTH_IMAGE=$(ls artifacts/image/berth-*.oci.tar 2>/dev/null | head -n1)
+POD_SPEC=artifacts/node/pod
 [[ -f $DEB ]] || { echo "node-image: no .deb in artifacts/packages (make packages)" >&2; exit 1; }
+[[ -f $BERTH_IMAGE ]] || { echo "node-image: no image in artifacts/image (make image)" >&2; exit 1; }
+[[ -f $POD_SPEC/sandbox.bin ]] || { echo "node-image: no $POD_SPEC (make node-test writes it with tests/Berth.E2e --pod-spec)" >&2; exit 1; }
 [[ -x $CRI_CLIENT ]] || { echo "node-image: no $CRI_CLIENT (make node-test publishes tests/Berth.NodeCri)" >&2; exit 1; }
 mkdir -p "$OUT"
 hash() { sha256sum | cut -c1-16; }
@@ -66,7 +72,7 @@ fi
 # The .deb by its contents (its control files: md5sums of every file, the maintainer scripts, the version), not
 # its bytes: packaging again stamps new times into the same files.
 dpkg-deb -e "$DEB" "$TMP/deb-control"
-key=$( { echo "$base_key $DISK_SIZE $MODULES"; cat "$TMP"/deb-control/* "$CRI_CLIENT" "$PAUSE" torture/node/init.c torture/node/guest/* scripts/power-cut-node.sh "${BASH_SOURCE[0]}"; } | hash)
+key=$( { echo "$base_key $DISK_SIZE $MODULES"; cat "$TMP"/deb-control/* "$CRI_CLIENT" "$PAUSE" "$BERTH_IMAGE" $(find "$POD_SPEC" -type f | sort) torture/node/init.c torture/node/guest/* scripts/power-cut-node.sh "${BASH_SOURCE[0]}"; } | hash)
 IMAGE=$OUT/image-$key
 if [[ -f $IMAGE/.done ]]; then echo "node-image: $IMAGE is up to date"; echo "$IMAGE"; exit 0; fi
 echo "node-image: building $IMAGE"
@@ -117,6 +123,8 @@ sed -i 's/^Version: \(.*\)$/Version: \1+node1/' "$TMP/next/DEBIAN/control"
 mkdir -p "$R/usr/local/share/berth-node"
 dpkg-deb --root-owner-group -b "$TMP/next" "$R/usr/local/share/berth-node/berth-next.deb" >/dev/null
 cp "$PAUSE" "$R/usr/local/share/berth-node/pause-image.tar"
+cp "$BERTH_IMAGE" "$R/usr/local/share/berth-node/berth-image.tar"
+cp -r "$POD_SPEC" "$R/usr/local/share/berth-node/pod"
 echo "$pause_name" >"$R/usr/local/share/berth-node/pause-image.name"
 
 # The test's guest side.

@@ -108,6 +108,9 @@ def main():
                     help="the first boot, after the package's life, runs scripts/power-cut-node.sh cut --yes, which resets the node itself")
     ap.add_argument("--control", action="store_true",
                     help="negative control: berth-recover.service masked; must find leaked leases (at most 3 cuts)")
+    ap.add_argument("--pod", action="store_true",
+                    help="berth-agent runs as deploy/kubernetes's DaemonSet pod under the node's containerd, its units masked "
+                         "(with --control: no agent at all)")
     ap.add_argument("--name", default=None, help="mode name in SUMMARY and of the serial log (node, node-control)")
     ap.add_argument("--smp", type=int, default=int(os.environ.get("NODE_TEST_SMP", "2")),
                     help="virtual CPUs (TCG runs one host thread per vCPU; the runtime's processes start in parallel)")
@@ -115,7 +118,10 @@ def main():
                     help="longest wait for one step of a boot (a boot takes minutes when the machine is busy)")
     args = ap.parse_args()
 
-    name = args.name or ("node-control" if args.control else "node")
+    name = args.name or (("node-pod" if args.pod else "node") + ("-control" if args.control else ""))
+    if args.pod:
+        # The package's life and the operator's script are the units' business.
+        args.no_package, args.script = True, False
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     rng = random.Random(seed)
     accel, cpu = ("kvm", "host") if kvm_usable() else ("tcg", "qemu64,+rdrand")
@@ -133,7 +139,11 @@ def main():
     subprocess.run(["cp", "--sparse=always", "--reflink=auto", os.path.join(args.image, "disk.img"), durable], check=True)
     base_append = f"berth.node.pods={args.pods} systemd.show_status=0 cryptomgr.notests mitigations=off " \
                   "modprobe.blacklist=kvm,kvm_intel,kvm_amd"
-    if args.control:
+    if args.pod:
+        base_append += " berth.node.pod=1 systemd.mask=berth-recover.service systemd.mask=berth-agent.service"
+        if args.control:
+            base_append += " berth.node.nopod=1"
+    elif args.control:
         base_append += " systemd.mask=berth-recover.service"
     cuts = 0
     where = {}

@@ -30,14 +30,18 @@ status=0
 # The operator's script (once, on the first boot) with a budget of 5 minutes or more: the short form of make test
 # makes one cut after the package's life.
 script=; if ((SECONDS_BUDGET >= 300)); then script=--script; fi
-python3 torture/node/node_test.py --image "$IMAGE" --seconds "$SECONDS_BUDGET" $script \
+# NODE_TEST_POD=1: berth-agent runs as deploy/kubernetes's DaemonSet pod instead of the package's units; its control
+# runs no agent at all.
+pod= name=node control_what="berth-recover.service masked"
+if [[ ${NODE_TEST_POD:-0} == 1 ]]; then pod=--pod script= name=node-pod control_what="no agent at all"; fi
+python3 torture/node/node_test.py --image "$IMAGE" --seconds "$SECONDS_BUDGET" $script $pod \
   --work "$WORK/node" $(seed_arg 0) | tee "$WORK/node.out" &
 CHILD=$!
 wait "$CHILD" || status=$?
 CHILD=
 control=0
 if [[ ${NODE_TEST_CONTROL:-1} != 0 ]]; then
-  python3 torture/node/node_test.py --image "$IMAGE" --seconds 0 --control --work "$WORK/control" $(seed_arg 1) \
+  python3 torture/node/node_test.py --image "$IMAGE" --seconds 0 --control $pod --work "$WORK/control" $(seed_arg 1) \
     | tee "$WORK/control.out" &
   CHILD=$!
   wait "$CHILD" || control=$?
@@ -47,15 +51,15 @@ echo
 echo "=== node-test: summary"
 failed=0
 if ((status != 0)) || ! grep -qE '^SUMMARY .*violations=0$' "$WORK/node.out"; then
-  echo "node-test: FAILED: violations on the node (serial log: artifacts/node/logs/node.serial.log)"
+  echo "node-test: FAILED: violations on the node (serial log: artifacts/node/logs/$name.serial.log)"
   failed=1
 fi
 if [[ ${NODE_TEST_CONTROL:-1} != 0 ]]; then
   if ((control != 0)) || ! grep -qE '^CONTROL .*violations=[1-9].* leaked=[1-9][0-9]* leaked_host_local=[1-9]' "$WORK/control.out"; then
-    echo "node-test: FAILED: the negative control (berth-recover.service masked) was not caught"
+    echo "node-test: FAILED: the negative control ($control_what) was not caught"
     failed=1
   else
-    echo "node-test: the negative control (berth-recover.service masked) was caught"
+    echo "node-test: the negative control ($control_what) was caught"
   fi
   grep -hE '^CONTROL ' "$WORK/control.out" || true
 fi

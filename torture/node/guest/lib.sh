@@ -1,6 +1,5 @@
 # Shared by the node VM's test scripts (make node-test, torture/node/). Every line meant for the host goes to
 # the serial console and starts with "T:", in the torture's protocol (torture/qemu_torture.py reads it).
-DB=/var/lib/berth/berth.db
 CRI=/usr/local/bin/berth-node-cri
 say() { echo "T:$*" >/dev/console; }
 check() { # NAME ok|FAIL [DETAIL...]: one per-boot check, reported to the host
@@ -14,6 +13,12 @@ param() { # KEY DEFAULT
   done
   echo "$2"
 }
+# berth.node.pod=1: berth-agent runs as deploy/kubernetes's DaemonSet pod (its units masked), its store where the
+# add-on keeps it, which berth's network names as its dataDir (pre.sh). berth.node.nopod=1 too: no agent at all.
+POD=$(param pod 0)
+NOPOD=$(param nopod 0)
+POD_DIR=/usr/local/share/berth-node/pod
+if [ "$POD" = 1 ]; then DB=/var/lib/cni/berth/berth.db; else DB=/var/lib/berth/berth.db; fi
 # The stores the host checks: the node's, and that of scripts/power-cut-node.sh (its own, as on a physical node:
 # its recover, with the guardian off, must not stand in for the node's berth-recover.service).
 SCRIPT_DB=/var/lib/berth-power-cut/store/berth.db

@@ -76,7 +76,16 @@ check_pods_leased() { # WHEN: every ready pod's address is a lease of its sandbo
   if [ -z "$dup" ]; then check "no-double-$1" ok; else check "no-double-$1" FAIL "held twice: $dup"; fi
 }
 
+check_pod_agent() { # WHEN: the agent's pod (berth.node.pod=1): its container runs, its log has no permission error
+  local state log
+  state=$($CRI container "$(cat /run/berth-node/agent-container 2>/dev/null)" 2>&1)
+  if [ "${state%% *}" = CONTAINER_RUNNING ]; then check "agent-pod-running-$1" ok; else check "agent-pod-running-$1" FAIL "$state"; fi
+  log=$(grep -Ei 'EACCES|EPERM|permission denied|operation not permitted|access denied|could not all be read' "$(cat /run/berth-node/agent-log 2>/dev/null)" 2>/dev/null | head -3 | tr '\n' ' ')
+  if [ -z "$log" ]; then check "agent-pod-log-$1" ok; else check "agent-pod-log-$1" FAIL "$log"; fi
+}
+
 check_agent() { # WHEN
+  if [ "$POD" = 1 ]; then check_pod_agent "$1"; return; fi
   local journal ActiveState SubState StatusText WatchdogTimestampMonotonic ActiveEnterTimestampMonotonic
   agent_show() { # one systemctl call for every property the checks read
     local key value
@@ -100,7 +109,7 @@ check_agent() { # WHEN
 
 check_health() { # WHEN
   local out
-  if out=$(berth-agent check 2>&1); then check "agent-check-$1" ok; else check "agent-check-$1" FAIL "$(echo "$out" | tr '\n' ' ' | cut -c1-300)"; fi
+  if out=$(berth-agent check --store $DB 2>&1); then check "agent-check-$1" ok; else check "agent-check-$1" FAIL "$(echo "$out" | tr '\n' ' ' | cut -c1-300)"; fi
   # No curl in the image: bash's /dev/tcp.
   if out=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9617 && printf "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 && cat <&3' 2>&1) \
     && grep -q '^berth_' <<<"$out"; then
@@ -157,7 +166,7 @@ check_pods_leased first
 check_agent boot
 check_health boot
 # Once: the kernel command line stays the same after the operator's script resets the node (sysrq b).
-if [ "$(param package 0)" = 1 ] && ! [ -e /var/lib/berth-node/package-life.done ]; then
+if [ "$(param package 0)" = 1 ] && [ "$POD" != 1 ] && ! [ -e /var/lib/berth-node/package-life.done ]; then
   package_life && check_pods_leased package
   mkdir -p /var/lib/berth-node && touch /var/lib/berth-node/package-life.done && sync
 fi
@@ -166,7 +175,7 @@ fi
 # Its store is its own, as on a physical node (the host's checks read it too, lib.sh's dump): with the node's
 # store it would do the node's recovery itself, with its own config (the guardian off), and berth-recover.service
 # would find this boot recovered already and leave host-local's files (docs/reliability.md, "A whole node").
-if [ "$(param script 0)" = 1 ] && ! [ -e /var/lib/berth-power-cut/report.txt ]; then
+if [ "$(param script 0)" = 1 ] && [ "$POD" != 1 ] && ! [ -e /var/lib/berth-power-cut/report.txt ]; then
   say NODE-SCRIPT-START
   # Six leases (the script's default is 16): the same steps, in the time of one power-cut cycle here.
   POWER_CUT_LEASES=6 /usr/local/lib/berth-node/power-cut-node.sh cut --yes >/dev/console 2>&1
@@ -182,7 +191,7 @@ n=0
 while :; do
   if ((n % 2 == 0)); then
     say RECONCILE-START
-    out=$(berth-agent reconcile 2>&1); rc=$?
+    out=$(berth-agent reconcile --store $DB 2>&1); rc=$?
     say "RECONCILE-END rc=$rc"
     ((rc == 0)) || say "ERR reconcile: $(echo "$out" | tail -2 | tr '\n' ' ')"
   fi
