@@ -86,20 +86,27 @@ internal sealed class HostLocalGuard(
         }
         _ = dryRun ? store.Rehearse(Sweep) : store.Write(Sweep);
         var warnings = scan.Warnings.ToList();
-        // An empty file names no owner: host-local's write of an earlier boot that a power cut kept without its data
-        // (host-local never syncs). host-local takes its address for reserved forever and no DEL ever matches it.
-        // Only with the proof that no runtime has run in this boot is it certainly not a file being written now.
-        if (mayHaveRun is null)
-        {
-            foreach (var file in scan.EmptyFiles)
-            {
-                candidates.Add(new Candidate(file, Guarded(file), new Reason(Reasons.HostLocalBootRecovery,
-                    "empty, it names no owner (a write of an earlier boot that a power cut kept without its data); no runtime has run in this boot", EvidenceKind.None)));
-                warnings.RemoveAll(w => w.StartsWith(file.Path + ": ", StringComparison.Ordinal));
-            }
-        }
+        candidates.AddRange(Emptied(scan, Reasons.HostLocalBootRecovery, warnings));
         decisions.AddRange(Release(candidates, dryRun, warnings));
-        return new GuardReport(decisions, warnings, scan.Warnings.Count - scan.EmptyFiles.Count(f => mayHaveRun is null));
+        return new GuardReport(decisions, warnings, scan.Warnings.Count - scan.EmptyFiles.Count);
+    }
+
+    /// <summary>
+    /// The empty lease files, to delete under host-local's lock if they are still empty there. An empty file names no
+    /// owner: a write that a power cut kept without its data (host-local never syncs), or one a killed host-local
+    /// left. host-local takes its address for reserved forever and no DEL ever matches it. It is never a write in
+    /// progress once we hold host-local's lock: host-local creates and writes its file whole while it holds that
+    /// lock, and removes it when the write fails (plugins/ipam/host-local/backend/disk, Reserve under Lock). So it
+    /// goes at boot and in any pass, also when the agent starts late, as a pod does, where no boot proof exists.
+    /// </summary>
+    private IEnumerable<Candidate> Emptied(HostLocalScan scan, string reason, List<string> warnings)
+    {
+        foreach (var file in scan.EmptyFiles)
+        {
+            warnings.RemoveAll(w => w.StartsWith(file.Path + ": ", StringComparison.Ordinal));
+            yield return new Candidate(file, Guarded(file), new Reason(reason,
+                "empty under host-local's lock, it names no owner (a write that a power cut or a killed host-local left without its data)", EvidenceKind.None));
+        }
     }
 
     /// <summary>
@@ -134,7 +141,9 @@ internal sealed class HostLocalGuard(
         }
         _ = dryRun ? store.Rehearse(Judge) : store.Write(Judge);
         var warnings = scan.Warnings.ToList();
-        if (candidates.Count == 0) return new GuardReport(decisions, warnings, scan.Warnings.Count);
+        decisions.AddRange(Release([.. Emptied(scan, Reasons.HostLocalReconcile, warnings)], dryRun, warnings));
+        var skipped = scan.Warnings.Count - scan.EmptyFiles.Count;
+        if (candidates.Count == 0) return new GuardReport(decisions, warnings, skipped);
 
         // Just before deleting, look again: a sandbox may have come up meanwhile.
         var fresh = await gather().ConfigureAwait(false);
@@ -152,7 +161,7 @@ internal sealed class HostLocalGuard(
             release.Add(new Candidate(new HostLocalFile(row.Dir, row.Network, row.Address, row.ContainerId, row.IfName), row, new Reason(Reasons.HostLocalReconcile, detail, found.Kind)));
         }
         decisions.AddRange(Release(release, dryRun, warnings));
-        return new GuardReport(decisions, warnings, scan.Warnings.Count);
+        return new GuardReport(decisions, warnings, skipped);
     }
 
     /// <summary>Deletes each file under host-local's lock if it still names the same owner, and records it; in a dry run only says so.</summary>
