@@ -76,3 +76,11 @@ node-test: packages
 
 clean:
 	rm -rf artifacts
+
+# linux-arm64: the executables cross-built NativeAOT (artifacts/arm64/bin), with what they need on Debian 12.
+.PHONY: deps-arm64 build-arm64
+deps-arm64: deps
+	@bash scripts/arm64/deps.sh
+
+build-arm64: deps-arm64
+	@bash scripts/arm64/build.sh
