@@ -77,16 +77,19 @@ node-test: packages
 clean:
 	rm -rf artifacts
 
-# linux-arm64: the executables cross-built NativeAOT (artifacts/arm64/bin), with what they need on Debian 12, and
-# their checks under qemu-user (tests/arm64/run.sh).
-.PHONY: deps-arm64 build-arm64 arm64-test
+# linux-arm64: the executables cross-built NativeAOT (artifacts/arm64/bin), with what they need on Debian 12, their
+# .deb and .rpm (artifacts/arm64/packages), and their checks under qemu-user (tests/arm64/run.sh).
+.PHONY: deps-arm64 build-arm64 packages-arm64 arm64-test
 deps-arm64: deps
 	@bash scripts/arm64/deps.sh
 
 build-arm64: deps-arm64
 	@bash scripts/arm64/build.sh
 
-arm64-test: build build-arm64
+packages-arm64: build-arm64
+	@PACKAGE_ARCH=arm64 bash scripts/build-packages.sh
+
+arm64-test: packages packages-arm64
 	@bash tests/arm64/run.sh
 
 test: arm64-test
