@@ -7,8 +7,9 @@
 #   3. the black-box classes of tests/Berth.Tests that exercise the plugin's verbs and errors and the agent's
 #      healing, with BERTH_PLUGIN and BERTH_AGENT naming the arm64 executables and BERTH_CNI_DIR Debian's arm64
 #      plugins (host-local for the parity tables, bridge for the namespaces);
-#   4. the arm64 .deb and .rpm: tests/packaging/test-packages-arm64.sh.
-# Needs root, make packages and make packages-arm64 (make arm64-test makes them). Prints what ran and how long each part took.
+#   4. the arm64 .deb and .rpm: tests/packaging/test-packages-arm64.sh;
+#   5. the multi-architecture image: tests/arm64/test-image-index.sh.
+# Needs root, make packages, make packages-arm64 and make image-multiarch (make arm64-test makes them). Prints what ran and how long each part took.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 bin=artifacts/arm64/bin
@@ -52,8 +53,9 @@ BERTH_PLUGIN=$PWD/$bin/berth BERTH_AGENT=$PWD/$bin/berth-agent BERTH_CNI_DIR=$cn
   ${DOTNET:-dotnet} test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo --filter "$filter" -- RunConfiguration.TreatNoTestsAsError=true
 echo "ok: ${classes[*]} passed with the arm64 executables under qemu-user ($((SECONDS - t)) s)"
 
-# 4. The packages.
+# 4. The packages, and 5. the image for both architectures.
 t=$SECONDS
 bash tests/packaging/test-packages-arm64.sh
 echo "ok: arm64 packages ($((SECONDS - t)) s)"
+bash tests/arm64/test-image-index.sh
 echo "arm64-test: all passed in $((SECONDS - started)) s"
