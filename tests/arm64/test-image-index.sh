@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The multi-architecture archive of make image-multiarch: one named nested index, one manifest per platform, every
 # blob present and matching its digest and size; then each platform's layers unpacked into a root of their own
-# and both executables run there with chroot (arm64's through binfmt): nothing from the build machine is needed.
+# and both executables run there with chroot (arm64's through binfmt): nothing from the build machine is needed;
+# then containerd takes it as a node's would.
 # Part of make arm64-test. Needs root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -52,4 +53,44 @@ for arch in amd64 arm64; do
   [ "$(chroot "$root" /usr/bin/berth-agent --version)" = "$version" ] || { echo "image: $arch's berth-agent --version failed in its root" >&2; exit 1; }
   CNI_COMMAND=VERSION chroot "$root" /usr/bin/berth </dev/null | grep -q supportedVersions || { echo "image: $arch's berth VERSION failed in its root" >&2; exit 1; }
   echo "ok: $arch: both executables run in the image's own root ($(cd "$root" && find . -type f | sort | tr '\n' ' '))"
+done
+
+# The consumer: a private containerd (no CRI, its own root, state and socket) imports the index, lists both
+# platforms, mounts each platform's image (its executables are of that architecture) and runs each as a container
+# through runc (arm64's through binfmt).
+dir=$(mktemp -d /tmp/berth-h23-ctr.XXXXXX)
+cat > "$dir/config.toml" <<TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "$dir/containerd.sock"
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+TOML
+containerd --config "$dir/config.toml" > "$dir/containerd.log" 2>&1 &
+containerd_pid=$!
+cleanup() {
+  for m in "$dir"/mnt-*; do if mountpoint -q "$m"; then umount "$m"; fi; done
+  kill "$containerd_pid" 2>/dev/null && wait "$containerd_pid" 2>/dev/null
+  rm -rf "$dir" "$work"
+}
+trap cleanup EXIT
+ctr=(ctr -a "$dir/containerd.sock" -n berth-arm64-test)
+for _ in $(seq 100); do "${ctr[@]}" version >/dev/null 2>&1 && break; kill -0 "$containerd_pid" || { cat "$dir/containerd.log" >&2; exit 1; }; sleep 0.1; done
+image=localhost/berth:$version
+"${ctr[@]}" images import --all-platforms "$archive" >/dev/null
+platforms=$("${ctr[@]}" images ls | awk -v i="$image" '$1 == i { print $6 }')
+[ "$platforms" = "linux/amd64,linux/arm64/v8" ] || { echo "image: containerd lists $image for '$platforms'" >&2; exit 1; }
+for platform in linux/amd64 linux/arm64; do
+  want=$([ $platform = linux/arm64 ] && echo 'ARM aarch64' || echo 'x86-64')
+  mnt=$dir/mnt-${platform#linux/}
+  mkdir "$mnt"
+  "${ctr[@]}" images mount --platform "$platform" "$image" "$mnt" >/dev/null
+  file -b "$mnt/usr/bin/berth" | grep -q "$want" || { echo "image: containerd's $platform image holds $(file -b "$mnt/usr/bin/berth")" >&2; exit 1; }
+  "${ctr[@]}" images unmount "$mnt" >/dev/null
+  said=$("${ctr[@]}" run --rm --platform "$platform" "$image" "berth-h23-${platform#linux/}" /usr/bin/berth-agent --version)
+  [ "$said" = "$version" ] || { echo "image: the $platform container's berth-agent --version said '$said'" >&2; exit 1; }
+  echo "ok: containerd imported the index; $platform: $want executables, the container's berth-agent says $said"
 done
