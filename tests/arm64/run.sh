@@ -41,6 +41,13 @@ version=$("$bin/berth" --version)
 [ "$version" = "berth $(tr -d '[:space:]' < VERSION)" ] || { echo "arm64-test: $bin/berth --version said '$version'" >&2; exit 1; }
 echo "ok: without binfmt's qemu-aarch64 the exec fails (126); through it, '$version' ($(sed -n 's/^interpreter //p' "$fs/qemu-aarch64"))"
 
+# The package test's arm64 root (mmdebstrap, a minute on a fresh clone; its maintainer scripts run through binfmt,
+# so not before the control above) builds while the emulated tests run, in a process group of its own.
+root_log=$(mktemp)
+setsid bash tests/packaging/arm64-root.sh > "$root_log" 2>&1 &
+root_pid=$!
+trap 'kill -- -"$root_pid" 2>/dev/null || true; rm -f "$root_log"' EXIT
+
 # 3. The same black-box checks as amd64, the arm64 executables under test.
 classes=(CniIpam.VersionTests CniIpam.BadInputTests CniIpam.GcStatusTests
          CniIpam.HostLocalParityTests CniIpam.BridgeTests HostAgent.RecoverTests HostAgent.RebootHealTests)
@@ -54,6 +61,9 @@ BERTH_PLUGIN=$PWD/$bin/berth BERTH_AGENT=$PWD/$bin/berth-agent BERTH_CNI_DIR=$cn
 echo "ok: ${classes[*]} passed with the arm64 executables under qemu-user ($((SECONDS - t)) s)"
 
 # 4. The packages, and 5. the image for both architectures.
+t=$SECONDS
+wait "$root_pid" || { cat "$root_log" >&2; echo "arm64-test: the arm64 root was not built" >&2; exit 1; }
+echo "ok: arm64 root $(tail -n1 "$root_log") (built beside the tests; waited $((SECONDS - t)) s more)"
 t=$SECONDS
 bash tests/packaging/test-packages-arm64.sh
 echo "ok: arm64 packages ($((SECONDS - t)) s)"

@@ -37,23 +37,8 @@ for f in deb/opt/cni/bin/berth deb/usr/bin/berth-agent rpm/opt/cni/bin/berth rpm
   check "$f is an aarch64 executable" bash -c "file -b '$unpacked/$f' | grep -q 'ARM aarch64'"
 done
 
-# The arm64 root: Debian 12's essential packages and systemd (for systemctl), built once and cached by its inputs.
-packages=systemd
-sources=$(ls /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
-key=$( { echo "$packages"; cat "${sources:-/etc/apt/sources.list}"; } | sha256sum | cut -c1-12)
-base=artifacts/arm64/root-$key.tar
-if [[ ! -f $base ]]; then
-  echo "arm64 root: mmdebstrap of Debian 12 arm64 (essential, $packages), once per clone"
-  rm -f artifacts/arm64/root-*.tar
-  for attempt in 1 2; do
-    mmdebstrap --architectures=arm64 --variant=essential --include="$packages" --mode=root --format=tar --quiet \
-      --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='Acquire::Check-Date "false"' \
-      bookworm "$base.tmp" ${sources:+"$sources"} > "$unpacked/mmdebstrap.log" 2>&1 && break
-    cat "$unpacked/mmdebstrap.log" >&2
-    ((attempt < 2)) || { echo "arm64 root: mmdebstrap failed twice" >&2; exit 1; }
-  done
-  mv "$base.tmp" "$base"
-fi
+# The arm64 root (tests/packaging/arm64-root.sh: Debian 12's essential packages and systemd, cached).
+base=$(bash tests/packaging/arm64-root.sh) || { fail "no arm64 root"; echo "arm64 packages: $passed passed, $failed failed"; exit 1; }
 root=$unpacked/root
 mkdir -p "$root" && tar -xf "$base" -C "$root"
 cp "$deb" "$root/tmp/berth.deb"
