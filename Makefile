@@ -87,3 +87,24 @@ node-test: packages image
 
 clean:
 	rm -rf artifacts
+
+# linux-arm64: the executables cross-built NativeAOT (artifacts/arm64/bin), their .deb and .rpm
+# (artifacts/arm64/packages), the multi-architecture image, and their checks under qemu-user (tests/arm64/run.sh).
+.PHONY: deps-arm64 build-arm64 packages-arm64 image-multiarch arm64-test
+deps-arm64: deps
+	@bash scripts/arm64/deps.sh
+
+build-arm64: deps-arm64
+	@bash scripts/arm64/build.sh
+
+packages-arm64: build-arm64
+	@PACKAGE_ARCH=arm64 bash scripts/build-packages.sh
+
+# One OCI index holding the amd64 image of `make image` and the same image for arm64: artifacts/image/.
+image-multiarch: image build-arm64
+	@bash packaging/image/build-index.sh
+
+arm64-test: packages packages-arm64 image-multiarch
+	@bash tests/arm64/run.sh
+
+test: arm64-test

@@ -14,8 +14,20 @@ public static class Repo
     /// <summary>The published agent; BERTH_AGENT names another.</summary>
     public static string Agent => Environment.GetEnvironmentVariable("BERTH_AGENT") ?? Path.Combine(Root, "artifacts", "bin", "berth-agent");
 
-    /// <summary>Debian's containernetworking-plugins: bridge, loopback, host-local…</summary>
-    public const string DebianCniDir = "/usr/lib/cni";
+    /// <summary>
+    /// More environment for every run of the executables under test, from BERTH_EXEC_ENV (<c>NAME=VALUE;…</c>), empty
+    /// unless set. `make arm64-test` sets DOTNET_GCRegionRange there: under qemu-user 7.2 the GC's default 256 GiB
+    /// address-space reservation costs each emulated process about 0.4 s (qemu marks the range page by page).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ExecEnvironment { get; } =
+        (Environment.GetEnvironmentVariable("BERTH_EXEC_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries)
+            .Select(pair => pair.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv.Length > 1 ? kv[1] : "");
+
+    /// <summary>
+    /// Debian's containernetworking-plugins: bridge, loopback, host-local…; BERTH_CNI_DIR names another build of
+    /// them (the arm64 ones that `make arm64-test` runs under qemu-user beside the arm64 berth).
+    /// </summary>
+    public static string DebianCniDir => Environment.GetEnvironmentVariable("BERTH_CNI_DIR") ?? "/usr/lib/cni";
 
     public static string HostLocal => Path.Combine(DebianCniDir, "host-local");
 

@@ -23,6 +23,7 @@ public static class PluginRun
             ["CNI_ARGS"] = cniArgs,
             ["CNI_PATH"] = $"{Path.GetDirectoryName(Repo.Plugin)}:{Repo.DebianCniDir}",
         };
+        foreach (var (k, v) in Repo.ExecEnvironment) env[k] = v;
         foreach (var (k, v) in extraEnvironment ?? new Dictionary<string, string>()) env[k] = v;
         return Exec.Start(executable, [], Plugin(env, config, timeout ?? TimeSpan.FromSeconds(60)));
     }
@@ -37,6 +38,10 @@ public static class PluginRun
     };
 
     /// <summary>The published agent with arguments and extra environment, to completion.</summary>
-    public static ExecResult Agent(IReadOnlyDictionary<string, string> environment, params string[] args) =>
-        Exec.Run(Repo.Agent, args, new ExecOptions { Environment = ExecOptions.Text(environment) });
+    public static ExecResult Agent(IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var env = new Dictionary<string, string>(Repo.ExecEnvironment);
+        foreach (var (k, v) in environment) env[k] = v;
+        return Exec.Run(Repo.Agent, args, new ExecOptions { Environment = ExecOptions.Text(env) });
+    }
 }
