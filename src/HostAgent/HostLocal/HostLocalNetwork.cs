@@ -31,6 +31,8 @@ internal sealed partial class HostLocalNetwork : IDisposable
     private const int LockEx = 2, LockNb = 4, LockUn = 8;
     private const int ENoent = 2, EIntr = 4, EWouldBlock = 11, EIsdir = 21;
     private const int Mode0750 = 0x1e8;
+    private const int AtEmptyPath = 0x1000;
+    private const uint StatxType = 0x1;
 
     private readonly int _fd;
     private int _lockFd = -1;
@@ -191,6 +193,9 @@ internal sealed partial class HostLocalNetwork : IDisposable
         if (fd < 0) return Error(Marshal.GetLastPInvokeError());
         try
         {
+            // A FIFO or a device opens (O_NONBLOCK) and reads as empty: it would pass for an empty lease file, which the
+            // guardian deletes. Only a regular file is host-local's.
+            if (!IsRegular(fd, out var type)) return type;
             var buffer = new byte[MaxLeaseFileBytes + 1];
             var total = 0;
             fixed (byte* p = buffer)
@@ -223,6 +228,29 @@ internal sealed partial class HostLocalNetwork : IDisposable
         {
             close(fd);
         }
+    }
+
+    /// <summary>Whether the open descriptor is a regular file; else what it is, for the warning.</summary>
+    private static bool IsRegular(int fd, out string what)
+    {
+        // statx's layout is the same on every architecture (struct stat's is not): stx_mode is the u16 at byte 28.
+        Span<byte> buffer = stackalloc byte[256];
+        if (statx(fd, "", AtEmptyPath, StatxType, buffer) != 0)
+        {
+            what = $"cannot be examined: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}";
+            return false;
+        }
+        var type = MemoryMarshal.Read<ushort>(buffer[28..]) & 0xF000;
+        what = type switch
+        {
+            0x8000 => "",
+            0x1000 => "a FIFO, not a lease file",
+            0x2000 or 0x6000 => "a device, not a lease file",
+            0xC000 => "a socket, not a lease file",
+            0x4000 => "a directory where a lease file should be",
+            _ => "not a regular file",
+        };
+        return type == 0x8000;
     }
 
     private static string Error(int errno) => errno switch
@@ -265,6 +293,9 @@ internal sealed partial class HostLocalNetwork : IDisposable
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int flock(int fd, int operation);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int statx(int dirfd, string path, int flags, uint mask, Span<byte> buffer);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int close(int fd);

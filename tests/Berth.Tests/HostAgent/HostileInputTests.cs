@@ -63,6 +63,10 @@ public sealed class HostileInputTests : IDisposable
             File.WriteAllText(Path.Combine(NetworkDir, name), "c-evil\r\neth0");
         }
 
+        // Entries named like addresses that read as empty (a FIFO, a device like /dev/null) are no empty lease files.
+        Exec.Must("mkfifo", Path.Combine(NetworkDir, "10.77.0.200"));
+        Exec.Must("mknod", Path.Combine(NetworkDir, "10.77.0.201"), "c", "1", "3");
+
         // Recovery with no runtime in this boot: every real file is of an earlier boot.
         var recover = Agent("agent.json", "recover");
         AssertClean(recover, 0);
@@ -73,6 +77,12 @@ public sealed class HostileInputTests : IDisposable
         // Nothing of what is not host-local's was touched.
         Assert.True(File.Exists(Path.Combine(NetworkDir, "10.77.0.09")));
         Assert.True(File.Exists(Path.Combine(NetworkDir, "10.77.0.1\nx")));
+        Assert.Contains("10.77.0.200: a FIFO, not a lease file", recover.Stderr);
+        Assert.Contains("10.77.0.201: a device, not a lease file", recover.Stderr);
+        Assert.True(Path.Exists(Path.Combine(NetworkDir, "10.77.0.200")) && Path.Exists(Path.Combine(NetworkDir, "10.77.0.201")));
+        // host-local itself blocks on such a FIFO in its ADD: gone before the next one.
+        File.Delete(Path.Combine(NetworkDir, "10.77.0.200"));
+        File.Delete(Path.Combine(NetworkDir, "10.77.0.201"));
 
         var again = HostLocalAdd("c-next");
         foreach (var command in new[] { new[] { "reconcile", "--dry-run" }, ["reconcile"], ["leases"], ["leases", "--json"] })
