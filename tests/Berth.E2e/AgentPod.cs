@@ -340,28 +340,7 @@ internal sealed class AgentPod(
         }
     }
 
-    private GrpcChannel Channel() => GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
-    {
-        HttpHandler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            ConnectCallback = async (_, token) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(runtimeSocket), token);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        },
-        DisposeHttpClient = true,
-    });
+    private GrpcChannel Channel() => Berth.HostAgent.Cri.UnixChannel.For(runtimeSocket);
 
     private static Grpc.Core.CallOptions Deadline() => new(deadline: DateTime.UtcNow.AddSeconds(60));
 }

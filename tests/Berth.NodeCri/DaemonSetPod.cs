@@ -79,26 +79,5 @@ internal static class DaemonSetPod
 
     private static CallOptions Deadline() => new(deadline: DateTime.UtcNow.AddSeconds(120));
 
-    private static GrpcChannel Channel(string socket) => GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
-    {
-        HttpHandler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            ConnectCallback = async (_, token) =>
-            {
-                var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await s.ConnectAsync(new UnixDomainSocketEndPoint(socket), token);
-                    return new NetworkStream(s, ownsSocket: true);
-                }
-                catch
-                {
-                    s.Dispose();
-                    throw;
-                }
-            },
-        },
-        DisposeHttpClient = true,
-    });
+    private static GrpcChannel Channel(string socket) => Berth.HostAgent.Cri.UnixChannel.For(socket);
 }

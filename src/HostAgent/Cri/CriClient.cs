@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using Berth.HostAgent.Cri.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -23,31 +22,7 @@ internal sealed class CriClient : IDisposable
     {
         Socket = socketPath;
         _deadline = deadline;
-        var handler = new SocketsHttpHandler
-        {
-            // "http://localhost" only names the socket: a proxy from the environment must not reroute it.
-            UseProxy = false,
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        _channel = GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
-        {
-            HttpHandler = handler,
-            DisposeHttpClient = true,
-            MaxReceiveMessageSize = MaxAnswer,
-        });
+        _channel = UnixChannel.For(socketPath, MaxAnswer);
         _runtime = new RuntimeService.RuntimeServiceClient(_channel);
     }
 
