@@ -19,9 +19,8 @@ internal sealed record HostLocalCursor(string Dir, string Network, int RangeSet,
 /// What one read of host-local's directories found, and what it skipped, with why. <see cref="Unread"/> holds the
 /// directories (DIR, or DIR/NETWORK) that exist but could not be read: what they hold is unknown, not gone.
 /// <see cref="EmptyFiles"/> holds the address-named files that are empty: host-local never syncs its writes, and after a
-/// power cut ext4 can keep a new file without its data. Such a file names no owner, so it is skipped (and warned
-/// about) like any other unreadable one, yet host-local takes its address for reserved forever; only boot recovery,
-/// with the proof that no runtime has run in this boot, deletes it (<see cref="HostLocalGuard.RecoverAsync"/>).
+/// power cut ext4 can keep a new file without its data. Such a file names no owner, yet host-local takes its address
+/// for reserved forever: it is not a warning but work for the guardian, which deletes it under host-local's lock.
 /// </summary>
 internal sealed record HostLocalScan(IReadOnlyList<HostLocalFile> Files, IReadOnlyList<HostLocalCursor> Cursors, IReadOnlyList<string> Warnings, IReadOnlySet<string> Unread,
     IReadOnlyList<HostLocalFile> EmptyFiles)

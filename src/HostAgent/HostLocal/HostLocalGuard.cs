@@ -86,9 +86,9 @@ internal sealed class HostLocalGuard(
         }
         _ = dryRun ? store.Rehearse(Sweep) : store.Write(Sweep);
         var warnings = scan.Warnings.ToList();
-        candidates.AddRange(Emptied(scan, Reasons.HostLocalBootRecovery, warnings));
+        candidates.AddRange(Emptied(scan, Reasons.HostLocalBootRecovery));
         decisions.AddRange(Release(candidates, dryRun, warnings));
-        return new GuardReport(decisions, warnings, scan.Warnings.Count - scan.EmptyFiles.Count);
+        return new GuardReport(decisions, warnings, scan.Warnings.Count);
     }
 
     /// <summary>
@@ -99,11 +99,10 @@ internal sealed class HostLocalGuard(
     /// lock, and removes it when the write fails (plugins/ipam/host-local/backend/disk, Reserve under Lock). So it
     /// goes at boot and in any pass, also when the agent starts late, as a pod does, where no boot proof exists.
     /// </summary>
-    private IEnumerable<Candidate> Emptied(HostLocalScan scan, string reason, List<string> warnings)
+    private IEnumerable<Candidate> Emptied(HostLocalScan scan, string reason)
     {
         foreach (var file in scan.EmptyFiles)
         {
-            warnings.RemoveAll(w => w.StartsWith(file.Path + ": ", StringComparison.Ordinal));
             yield return new Candidate(file, Guarded(file), new Reason(reason,
                 "empty under host-local's lock, it names no owner (a write that a power cut or a killed host-local left without its data)", EvidenceKind.None));
         }
@@ -141,8 +140,8 @@ internal sealed class HostLocalGuard(
         }
         _ = dryRun ? store.Rehearse(Judge) : store.Write(Judge);
         var warnings = scan.Warnings.ToList();
-        decisions.AddRange(Release([.. Emptied(scan, Reasons.HostLocalReconcile, warnings)], dryRun, warnings));
-        var skipped = scan.Warnings.Count - scan.EmptyFiles.Count;
+        decisions.AddRange(Release([.. Emptied(scan, Reasons.HostLocalReconcile)], dryRun, warnings));
+        var skipped = scan.Warnings.Count;
         if (candidates.Count == 0) return new GuardReport(decisions, warnings, skipped);
 
         // Just before deleting, look again: a sandbox may have come up meanwhile.

@@ -79,7 +79,7 @@ internal sealed partial class HostLocalNetwork : IDisposable
         }
     }
 
-    /// <summary>Reads the directory: lease files, empty lease files, cursors, and a warning for everything else that is not host-local's.</summary>
+    /// <summary>Reads the directory: lease files, empty lease files, cursors, and a warning for everything else that is not host-local's (skipped).</summary>
     public void Scan(List<HostLocalFile> files, List<HostLocalCursor> cursors, List<string> warnings, List<HostLocalFile> emptied)
     {
         foreach (var name in Names())
@@ -101,11 +101,9 @@ internal sealed partial class HostLocalNetwork : IDisposable
             }
             var (lease, problem) = ReadLease(address);
             if (lease is not null) files.Add(lease);
-            else
-            {
-                if (problem == EmptyFile) emptied.Add(new HostLocalFile(Dir, Network, address, "", ""));
-                warnings.Add($"{System.IO.Path.Combine(Path, name)}: {problem}; skipped");
-            }
+            // An empty file is no skipped entry: the guardian frees it (HostLocalGuard.Emptied).
+            else if (problem == EmptyFile) emptied.Add(new HostLocalFile(Dir, Network, address, "", ""));
+            else warnings.Add($"{System.IO.Path.Combine(Path, name)}: {problem}; skipped");
         }
     }
 

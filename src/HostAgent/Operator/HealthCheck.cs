@@ -94,5 +94,9 @@ internal static class HealthCheck
                 $"host-local network {group.Key.Network} in {group.Key.Dir}: {group.Count()} lease files from earlier boots remain (has 'berth-agent recover' run this boot?)", group.Key.Network));
         }
         foreach (var warning in scan.Warnings) findings.Add(new Finding("host-local-skipped", warning));
+        foreach (var file in scan.EmptyFiles)
+        {
+            findings.Add(new Finding("host-local-empty", $"{file.Path}: {HostLocalNetwork.EmptyFile}: berth-agent frees it at its next pass, under host-local's lock", file.Network));
+        }
     }
 }
