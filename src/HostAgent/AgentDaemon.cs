@@ -23,7 +23,7 @@ internal sealed class AgentDaemon(
 {
     private const string Actor = Cli.Actor;
     private readonly HostLocal.HostLocalGuard? _guard = HostLocal.HostLocalGuard.For(config, store, clock, Cli.Actor);
-    private DaemonFigures _figures = new(null, null, 0, 0, false, Skipped: new SkippedEntries());
+    private DaemonFigures _figures = new(null, null, 0, 0, false);
     private string _poolWarnings = "";
 
     /// <summary>
@@ -82,7 +82,7 @@ internal sealed class AgentDaemon(
                 () => EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken), config.DryRun, Actor, cancellationToken).ConfigureAwait(false);
             Log.Recovery(logger, recovery);
             foreach (var line in startup?.AfterRecovery(recovery, config.GracePeriod, config.Interval) ?? []) logger.LogWarning("{Unproven}", line);
-            _figures.Skipped!.Add(recovery.Skipped);
+            _figures.Skipped.Add(recovery.Skipped);
             _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
             _recovered = true;
             Status(recovery.Summary);
@@ -129,7 +129,7 @@ internal sealed class AgentDaemon(
             {
                 var report = await reconciler.PassAsync(config.DryRun, stop).ConfigureAwait(false);
                 Log.Pass(logger, report);
-                _figures.Skipped!.Add(report.Skipped);
+                _figures.Skipped.Add(report.Skipped);
                 _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1, LastSuccessAt = time.GetUtcNow() };
                 Status("last pass: " + report.Summary);
                 if (!config.DryRun)

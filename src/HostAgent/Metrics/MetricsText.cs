@@ -8,7 +8,11 @@ namespace Berth.HostAgent.Metrics;
 /// <summary>What the daemon knows of its own work, for the metrics page.</summary>
 /// <remarks><paramref name="LastSuccessAt"/>: the wall clock when the last pass completed, for the age people see on a dashboard.</remarks>
 internal sealed record DaemonFigures(TimeSpan? LastReconcileDuration, bool? LastReconcileSucceeded, int LastReconcileReleased, long Passes, bool RecoveryDone,
-    DateTimeOffset? LastSuccessAt = null, long Failures = 0, SkippedEntries? Skipped = null);
+    DateTimeOffset? LastSuccessAt = null, long Failures = 0)
+{
+    /// <summary>The process's counts of skipped entries: one instance, carried along by every <c>with</c>.</summary>
+    public SkippedEntries Skipped { get; init; } = new();
+}
 
 /// <summary>
 /// The Prometheus text exposition format (version 0.0.4) of the store's figures and the daemon's. Every
@@ -71,7 +75,7 @@ internal static class MetricsText
         Family(text, "berth_reconcile_failures_total", "counter", "Reconcile passes (and recovery attempts) that failed; the next one runs.");
         Sample(text, "berth_reconcile_failures_total", null, daemon.Failures);
         Family(text, "berth_skipped_entries_total", "counter", "Entries the agent skipped because they are not what they should be, by where: host-local (a guarded directory's entry), store (a row), runtime (an answer).");
-        foreach (var (source, count) in (daemon.Skipped ?? new SkippedEntries()).Snapshot()) Sample(text, "berth_skipped_entries_total", $"source=\"{source}\"", count);
+        foreach (var (source, count) in daemon.Skipped.Snapshot()) Sample(text, "berth_skipped_entries_total", $"source=\"{source}\"", count);
         if (daemon.LastReconcileDuration is { } duration)
         {
             Family(text, "berth_reconcile_duration_seconds", "gauge", "Duration of the last reconcile pass.");
