@@ -30,7 +30,7 @@ public sealed record AgentFuzzOptions(int Seconds, int Seed, int? MaxCases = nul
 public sealed class AgentFuzzer(AgentFuzzOptions options)
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(20);
-    private static readonly string[] Commands = ["recover", "reconcile", "reconcile --dry-run", "leases --json", "check --json", "history"];
+    private static readonly string[] Commands = ["recover", "reconcile", "reconcile --dry-run", "leases --json", "check --json", "history", "install-cni"];
     private readonly TextWriter _log = options.Log ?? Console.Out;
     private readonly string _root = Directory.CreateTempSubdirectory("berth-agentfuzz-").FullName;
     private Report _report = null!;
@@ -112,9 +112,10 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
             if (runtimeKind == "ready") _answer = new FakeCriServer.Answer(null, Raw: Protobuf.SandboxList(live.Select(id => (id, 0))));
         }
         if (storeKind == "bad-rows") world.BadRows(random);
+        var install = command == "install-cni" ? world.InstallCase(random) : default;
         var before = world.Snapshot();
         world.RecordOwners(before);
-        var result = Agent(env, world, config, command);
+        var result = command == "install-cni" ? InstallCni(env, install, random) : Agent(env, world, config, command);
         _hang = false;
         var after = world.Snapshot();
 
@@ -127,10 +128,11 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
         }
         if (result.ExitCode is not (0 or 1 or 2 or 3)) problems.Add($"exit {result.ExitCode}, not one of 0, 1, 2, 3");
         else if (configKind == "good" && command.Split(' ')[0] is "recover" or "reconcile" or "leases" or "history" && result.ExitCode != 0) problems.Add($"exit {result.ExitCode} with a good config");
-        else if (configKind != "good" && result.ExitCode == 0 && result.Stderr.Length == 0 && configKind != "harmless") problems.Add($"a {configKind} agent.json was taken without a word");
+        else if (configKind != "good" && command != "install-cni" && result.ExitCode == 0 && result.Stderr.Length == 0 && configKind != "harmless") problems.Add($"a {configKind} agent.json was taken without a word");
         if (result.ExitCode == 0) _report.Acked++;
         problems.AddRange(world.Judge(before, after, protectedOwners));
         if (configKind == "good" && command == "leases --json" && result.ExitCode == 0) problems.AddRange(world.AllListed(before, result.Stdout));
+        if (command == "install-cni") problems.AddRange(world.JudgeInstall(result));
         if (problems.Count > 0)
         {
             _report.Violation($"case {index}: {string.Join("; ", problems)}\n  {command}, runtime {runtimeKind}, config {configKind}, store {storeKind}, seed {options.Seed} case seed {seed}, dir {dir}\n  {result}");
@@ -140,6 +142,18 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
             world.Dispose();
         }
         return $"{runtimeKind} runtime";
+    }
+
+    /// <summary>
+    /// The DaemonSet's init container: the target directory and the plugin to install of every shape (missing, a file,
+    /// a symlink out, a directory where the plugin should be, an empty source, /dev/zero), --enabled of any word.
+    /// </summary>
+    private ExecResult InstallCni(Dictionary<string, string> env, (string To, string From) install, Random random)
+    {
+        var (to, from) = install;
+        var enabled = Pick(random, "true", "true", "false", "", "yes", "TRUE", "true\n");
+        return Exec.Run(options.Agent ?? Repo.Agent, ["install-cni", "--to", to, "--from", from, "--enabled", enabled],
+            new ExecOptions { Environment = ExecOptions.Text(env), Timeout = RunTimeout });
     }
 
     private ExecResult Agent(Dictionary<string, string> env, World world, string config, string command) =>
@@ -378,6 +392,63 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
             }
         }
 
+        public string CniBin => Path.Combine(root, "cni-bin");
+
+        /// <summary>The target and source of an install-cni case, made in this case's directory.</summary>
+        public (string To, string From) InstallCase(Random r)
+        {
+            var source = Path.Combine(root, "plugin");
+            switch (r.Next(6))
+            {
+                case 0: break;
+                case 1: File.WriteAllBytes(source, []); break;
+                case 2: Directory.CreateDirectory(source); break;
+                case 3: File.CreateSymbolicLink(source, "/dev/zero"); break;
+                default: File.Copy(Repo.Plugin, source); break;
+            }
+            var to = CniBin;
+            switch (r.Next(7))
+            {
+                case 0: break;
+                case 1: File.WriteAllText(to, "a file where the bin directory should be"); break;
+                case 2:
+                    Directory.CreateDirectory(to);
+                    Exec.Must("mkfifo", Path.Combine(to, "berth"));
+                    break;
+                case 3:
+                    Directory.CreateDirectory(to);
+                    Directory.CreateDirectory(Path.Combine(to, "berth"));
+                    break;
+                case 4:
+                    Directory.CreateDirectory(to);
+                    File.WriteAllText(Path.Combine(to, "berth"), "an older plugin");
+                    File.WriteAllText(Path.Combine(to, "host-local"), "another plugin");
+                    break;
+                default: Directory.CreateDirectory(to); break;
+            }
+            return (to, source);
+        }
+
+        /// <summary>
+        /// What install-cni may change: only DIR/berth, and only to be the whole plugin it was given; nothing half-written
+        /// beside it. (Everything outside DIR is the general judge's: unchanged.)
+        /// </summary>
+        public IEnumerable<string> JudgeInstall(ExecResult result)
+        {
+            if (!Directory.Exists(CniBin) || new FileInfo(CniBin).LinkTarget is not null) yield break;
+            foreach (var entry in Directory.EnumerateFileSystemEntries(CniBin))
+            {
+                if (Path.GetFileName(entry) is not ("berth" or "host-local")) yield return $"install-cni left {Show(entry)} behind";
+            }
+            var installed = Path.Combine(CniBin, "berth");
+            var source = Path.Combine(root, "plugin");
+            if (result.ExitCode == 0 && result.Stdout.StartsWith("installed", StringComparison.Ordinal)
+                && (!File.Exists(installed) || !File.Exists(source) || !File.ReadAllBytes(installed).AsSpan().SequenceEqual(File.ReadAllBytes(source))))
+            {
+                yield return "install-cni said it installed the plugin, but the file there is not the plugin";
+            }
+        }
+
         /// <summary>A config that guards nothing and asks no runtime: for making the store.</summary>
         public string EmptyConfig()
         {
@@ -405,7 +476,8 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
             {
                 case 0: File.WriteAllText(path, good[..random.Next(good.Length)]); return (path, "truncated");
                 case 1: File.WriteAllText(path, good.Replace("\"gracePeriodSeconds\": 0", "\"gracePeriodSeconds\": " + Pick(random, "-1", "\"0\"", "null", "1e400", "[]", "{}", "true", "99999999999999999999"))); return (path, "bad-value");
-                case 2: File.WriteAllText(path, good.Replace("\"runtimeSockets\"", "\"runtimeSocket\"")); return (path, "unknown-key");
+                case 2 when random.Next(2) == 0: File.WriteAllText(path, good.Replace("\"runtimeSockets\"", "\"runtimeSocket\"")); return (path, "unknown-key");
+                case 2: File.WriteAllText(path, good.Replace($"\"cniConfDirs\": [\"{ConfDir}\"]", "\"cniConfDirs\": " + Pick(random, "\"/etc/cni/net.d\"", "[5]", "null", "[\"relative\"]", "{}"))); return (path, "bad-conf-dirs");
                 case 3:
                     var bytes = new byte[random.Next(0, 300)];
                     random.NextBytes(bytes);
@@ -445,7 +517,7 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
         {
             var result = new Dictionary<string, string>(StringComparer.Ordinal);
             // find tells FIFOs and sockets from files, which .NET does not; NUL-separated, for names with newlines.
-            var listing = Exec.Run("find", [root, "-mindepth", "1", "-path", Path.Combine(root, "store"), "-prune", "-o", "-printf", "%y %p\\0"]);
+            var listing = Exec.Run("find", [root, "-mindepth", "1", "(", "-path", Path.Combine(root, "store"), "-o", "-path", CniBin, ")", "-prune", "-o", "-printf", "%y %p\\0"]);
             if (listing.ExitCode != 0) throw new InvalidOperationException($"cannot list {root}: {listing}");
             foreach (var entry in listing.Stdout.Split('\0', StringSplitOptions.RemoveEmptyEntries))
             {

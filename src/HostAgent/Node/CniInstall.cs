@@ -13,6 +13,9 @@ namespace Berth.HostAgent.Node;
 internal static partial class CniInstall
 {
     public const string Name = "berth";
+
+    /// <summary>The plugin is about 4 MiB; anything past this is not it.</summary>
+    private const int MaxPluginBytes = 64 << 20;
     private const string Temporary = ".berth.new";
 
     /// <summary>The plugin inside the image (and beside berth-agent in a package install).</summary>
@@ -27,7 +30,8 @@ internal static partial class CniInstall
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(source);
+            // Bounded: a --from that names /dev/zero (or a file still growing) is an error, not the agent's memory.
+            bytes = Shared.Config.SmallFile.Read(source, MaxPluginBytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
