@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Berth.Shared.Platform;
 
 namespace Berth.CniIpam;
 
@@ -9,10 +9,8 @@ namespace Berth.CniIpam;
 /// on top of berth's result. System.Console would do it right, but sets up the terminal first, which a plugin
 /// talking to a runtime over pipes pays for nothing.
 /// </summary>
-internal sealed partial class StandardStream(int fd, bool writable) : Stream
+internal sealed class StandardStream(int fd, bool writable) : Stream
 {
-    private const int EIntr = 4;
-
     public override bool CanRead => !writable;
     public override bool CanWrite => writable;
     public override bool CanSeek => false;
@@ -25,10 +23,10 @@ internal sealed partial class StandardStream(int fd, bool writable) : Stream
         if (into.IsEmpty) return 0;
         while (true)
         {
-            var n = read(fd, into, into.Length);
+            var n = Libc.read(fd, into, into.Length);
             if (n >= 0) return (int)n;
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno != EIntr) throw new IOException($"cannot read standard input: {Marshal.GetPInvokeErrorMessage(errno)}");
+            var errno = Libc.Errno;
+            if (errno != Libc.EIntr) throw new IOException($"cannot read standard input: {Libc.Message(errno)}");
         }
     }
 
@@ -38,14 +36,14 @@ internal sealed partial class StandardStream(int fd, bool writable) : Stream
         var left = (ReadOnlySpan<byte>)buffer.AsSpan(offset, count);
         while (!left.IsEmpty)
         {
-            var n = write(fd, left, left.Length);
+            var n = Libc.write(fd, left, left.Length);
             if (n >= 0)
             {
                 left = left[(int)n..];
                 continue;
             }
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno != EIntr) throw new IOException($"cannot write to descriptor {fd}: {Marshal.GetPInvokeErrorMessage(errno)}");
+            var errno = Libc.Errno;
+            if (errno != Libc.EIntr) throw new IOException($"cannot write to descriptor {fd}: {Libc.Message(errno)}");
         }
     }
 
@@ -56,10 +54,4 @@ internal sealed partial class StandardStream(int fd, bool writable) : Stream
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
     public override void SetLength(long value) => throw new NotSupportedException();
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint read(int fd, Span<byte> buffer, nint count);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint write(int fd, ReadOnlySpan<byte> buffer, nint count);
 }

@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using System.Text;
+using Berth.Shared.Platform;
 
 namespace Berth.HostAgent.Evidence;
 
@@ -15,9 +15,8 @@ namespace Berth.HostAgent.Evidence;
 /// that is itself a container, as PID 1 of the project's build machines): no pod of this node runs there, so
 /// it is skipped, as before.
 /// </summary>
-internal sealed partial class ProcNamespaces(string proc = "/proc") : IProcessNamespaces
+internal sealed class ProcNamespaces(string proc = "/proc") : IProcessNamespaces
 {
-    private const int ENoent = 2, ESrch = 3;
     private const int CapSysPtrace = 19;
 
     /// <summary>Whether this process has CAP_SYS_PTRACE in its effective set (/proc/self/status, CapEff).</summary>
@@ -49,11 +48,11 @@ internal sealed partial class ProcNamespaces(string proc = "/proc") : IProcessNa
         var buffer = new byte[256];
         foreach (var pid in pids)
         {
-            var n = readlink(Path.Combine(pid, "ns", "net"), buffer, buffer.Length);
+            var n = Libc.readlink(Path.Combine(pid, "ns", "net"), buffer, buffer.Length);
             if (n < 0)
             {
                 // The process exited while we looked: it holds no namespace any more.
-                if (Marshal.GetLastPInvokeError() is ENoent or ESrch) continue;
+                if (Libc.Errno is Libc.ENoent or Libc.ESrch) continue;
                 // Without the right to look at every process, absence proves nothing.
                 if (!CanTrace.Value) return null;
                 continue;
@@ -66,7 +65,4 @@ internal sealed partial class ProcNamespaces(string proc = "/proc") : IProcessNa
         }
         return inodes;
     }
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint readlink(string path, byte[] buffer, nint size);
 }

@@ -21,17 +21,17 @@ internal sealed record GuardReport(IReadOnlyList<Decision> Decisions, IReadOnlyL
 /// </summary>
 internal sealed class HostLocalGuard(
     IReadOnlyList<string> dirs, IReadOnlyList<string> netnsDirs, IReadOnlyList<string> sockets, TimeSpan runtimeTimeout,
-    ILeaseStore store, IBootClock clock, TimeSpan gracePeriod, string actor, TimeSpan? lockTimeout = null)
+    ILeaseStore store, IBootClock clock, TimeSpan gracePeriod, string actor, TimeProvider time, TimeSpan? lockTimeout = null)
 {
-    /// <summary>How long a deletion waits for host-local's lock (held for milliseconds per call) before it leaves the file to the next pass.</summary>
-    private readonly TimeSpan _lockTimeout = lockTimeout ?? TimeSpan.FromSeconds(5);
+    /// <summary>How long a deletion waits for host-local's lock before it leaves the file to the next pass.</summary>
+    private readonly TimeSpan _lockTimeout = lockTimeout ?? HostLocalNetwork.LockTimeout;
 
     /// <summary>The host-local data directories guarded.</summary>
     public IReadOnlyList<string> Dirs => dirs;
 
     /// <summary>The guardian the config asks for, or null when <c>hostLocal.dirs</c> is [].</summary>
-    public static HostLocalGuard? For(AgentConfig config, ILeaseStore store, IBootClock clock, string actor) => config.HostLocalDirs.Count == 0 ? null
-        : new HostLocalGuard(config.HostLocalDirs, config.NetnsDirs, config.RuntimeSockets, config.RuntimeTimeout, store, clock, config.GracePeriod, actor);
+    public static HostLocalGuard? For(AgentConfig config, ILeaseStore store, IBootClock clock, string actor, TimeProvider time) => config.HostLocalDirs.Count == 0 ? null
+        : new HostLocalGuard(config.HostLocalDirs, config.NetnsDirs, config.RuntimeSockets, config.RuntimeTimeout, store, clock, config.GracePeriod, actor, time);
 
     private sealed record Candidate(HostLocalFile File, GuardedFile Seen, Reason Why);
 
@@ -178,7 +178,7 @@ internal sealed class HostLocalGuard(
             try
             {
                 using var network = HostLocalNetwork.Open(file.Dir, file.Network);
-                if (!network.Lock(_lockTimeout))
+                if (!network.Lock(_lockTimeout, time))
                 {
                     warnings.Add($"{Path.Combine(file.Dir, file.Network)}: host-local's lock was held for {_lockTimeout.TotalSeconds:0} s; {file.Address} left for the next pass");
                     continue;

@@ -1,8 +1,8 @@
 using System.Net;
-using System.Runtime.InteropServices;
 using System.Text;
 using Berth.Shared.Allocation;
 using Berth.Shared.Config;
+using Berth.Shared.Platform;
 
 namespace Berth.HostAgent.HostLocal;
 
@@ -20,22 +20,20 @@ namespace Berth.HostAgent.HostLocal;
 /// host-local ever ran there, so no window is left in which a newer one could create and take it unseen.
 /// </para>
 /// </summary>
-internal sealed partial class HostLocalNetwork : IDisposable
+internal sealed class HostLocalNetwork : IDisposable
 {
+    /// <summary>How long a deletion waits for host-local's lock (held for milliseconds per call) by default.</summary>
+    public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>host-local's lease files hold an ID and an interface name: anything longer is not one.</summary>
     public const int MaxLeaseFileBytes = 4096;
 
     private const string LockFile = "lock";
     private const string CursorPrefix = "last_reserved_ip.";
-    private const int ORdonly = 0, OCreat = 0x40, ONonblock = 0x800, ODirectory = 0x10000, ONofollow = 0x20000, OCloexec = 0x80000;
-    private const int LockEx = 2, LockNb = 4, LockUn = 8;
-    private const int ENoent = 2, EIntr = 4, EWouldBlock = 11, EIsdir = 21;
     private const int Mode0750 = 0x1e8;
-    private const int AtEmptyPath = 0x1000;
-    private const uint StatxType = 0x1;
 
     private readonly int _fd;
-    private int _lockFd = -1;
+    private readonly int[] _lockFds = [-1, -1];
     private bool _locked;
 
     private HostLocalNetwork(string dir, string network, int fd)
@@ -56,11 +54,11 @@ internal sealed partial class HostLocalNetwork : IDisposable
     {
         if (!ConfigParser.IsIdentifier(network)) throw new HostLocalException($"{System.IO.Path.Combine(dir, network)}: not a CNI network name");
         var path = System.IO.Path.Combine(dir, network);
-        var fd = open(path, ORdonly | ODirectory | ONofollow | OCloexec, 0);
+        var fd = Libc.open(path, Libc.ORdonly | Libc.ODirectory | Libc.ONofollow | Libc.OCloexec, 0);
         if (fd < 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
-            throw new HostLocalException($"{path}: {Error(errno)}", gone: errno == ENoent);
+            var errno = Libc.Errno;
+            throw new HostLocalException($"{path}: {Error(errno)}", gone: errno == Libc.ENoent);
         }
         return new HostLocalNetwork(dir, network, fd);
     }
@@ -127,32 +125,45 @@ internal sealed partial class HostLocalNetwork : IDisposable
     }
 
     /// <summary>
-    /// Takes host-local's own locks on this network (see the type's remarks), waiting at most <paramref name="timeout"/>.
-    /// False when host-local kept them that long.
+    /// Takes host-local's own locks on this network (see the type's remarks), waiting at most <paramref name="timeout"/>
+    /// on <paramref name="time"/>. False when host-local kept them that long: host-local holds its lock for
+    /// milliseconds, so one that stays held means a stuck process; the caller gives up this time.
     /// </summary>
-    public bool Lock(TimeSpan timeout)
+    public bool Lock(TimeSpan timeout, TimeProvider time)
     {
         if (_locked) return true;
-        _lockFd = openat(_fd, LockFile, ORdonly | OCreat | ONofollow | OCloexec, Mode0750);
-        if (_lockFd < 0) throw new HostLocalException($"{System.IO.Path.Combine(Path, LockFile)}: cannot be opened: {Error(Marshal.GetLastPInvokeError())}");
-        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        foreach (var fd in new[] { _lockFd, _fd })
+        // A descriptor of each for the lock alone (FlockWait owns it while it waits): the lock file, and the
+        // directory opened anew (flock on another open of the same directory contends with host-local's all the same).
+        _lockFds[0] = OpenForLock(LockFile, Libc.ORdonly | Libc.OCreat | Libc.ONofollow | Libc.OCloexec);
+        _lockFds[1] = OpenForLock(".", Libc.ORdonly | Libc.ODirectory | Libc.OCloexec);
+        var started = time.GetTimestamp();
+        for (var i = 0; i < _lockFds.Length; i++)
         {
-            // host-local holds its lock for milliseconds; one that stays held means a stuck process: give up this time.
-            while (flock(fd, LockEx | LockNb) != 0)
+            var wait = FlockWait.Begin(_lockFds[i], "berth host-local lock");
+            if (!wait.Wait(timeout - time.GetElapsedTime(started), time) && wait.Abandon())
             {
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno != EWouldBlock && errno != EIntr) throw new HostLocalException($"{Path}: cannot be locked: {Marshal.GetPInvokeErrorMessage(errno)}");
-                if (Environment.TickCount64 >= deadline)
-                {
-                    Unlock();
-                    return false;
-                }
-                Thread.Sleep(5);
+                _lockFds[i] = -1; // the wait closes it
+                Unlock();
+                return false;
+            }
+            if (wait.Errno != 0)
+            {
+                _lockFds[i] = -1;
+                Unlock();
+                throw new HostLocalException($"{Path}: cannot be locked: {Libc.Message(wait.Errno)}");
             }
         }
         _locked = true;
         return true;
+    }
+
+    private int OpenForLock(string name, int flags)
+    {
+        var fd = Libc.openat(_fd, name, flags, Mode0750);
+        if (fd >= 0) return fd;
+        var errno = Libc.Errno;
+        Unlock();
+        throw new HostLocalException($"{System.IO.Path.Combine(Path, name)}: cannot be opened: {Error(errno)}");
     }
 
     /// <summary>
@@ -167,11 +178,11 @@ internal sealed partial class HostLocalNetwork : IDisposable
         if (expected.ContainerId.Length == 0 ? problem != EmptyFile
             : now is null || now.ContainerId != expected.ContainerId || now.IfName != expected.IfName) return false;
         // unlinkat never follows the name, and refuses a directory.
-        if (unlinkat(_fd, expected.Address.ToString(), 0) != 0)
+        if (Libc.unlinkat(_fd, expected.Address.ToString(), 0) != 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == ENoent) return false; // host-local's DEL was faster.
-            throw new HostLocalException($"{expected.Path}: cannot be deleted: {Marshal.GetPInvokeErrorMessage(errno)}");
+            var errno = Libc.Errno;
+            if (errno == Libc.ENoent) return false; // host-local's DEL was faster.
+            throw new HostLocalException($"{expected.Path}: cannot be deleted: {Libc.Message(errno)}");
         }
         return true;
     }
@@ -184,11 +195,11 @@ internal sealed partial class HostLocalNetwork : IDisposable
         name.Length <= 15 && !name.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c));
 
     /// <summary>Reads a small file of this directory without following a symlink; null, or what is wrong with it.</summary>
-    private unsafe string? ReadText(string name, out string text)
+    private string? ReadText(string name, out string text)
     {
         text = "";
-        var fd = openat(_fd, name, ORdonly | ONofollow | ONonblock | OCloexec, 0);
-        if (fd < 0) return Error(Marshal.GetLastPInvokeError());
+        var fd = Libc.openat(_fd, name, Libc.ORdonly | Libc.ONofollow | Libc.ONonblock | Libc.OCloexec, 0);
+        if (fd < 0) return Error(Libc.Errno);
         try
         {
             // A FIFO or a device opens (O_NONBLOCK) and reads as empty: it would pass for an empty lease file, which the
@@ -196,20 +207,17 @@ internal sealed partial class HostLocalNetwork : IDisposable
             if (!IsRegular(fd, out var type)) return type;
             var buffer = new byte[MaxLeaseFileBytes + 1];
             var total = 0;
-            fixed (byte* p = buffer)
+            while (total < buffer.Length)
             {
-                while (total < buffer.Length)
+                var n = Libc.read(fd, buffer.AsSpan(total), buffer.Length - total);
+                if (n < 0)
                 {
-                    var n = read(fd, p + total, buffer.Length - total);
-                    if (n < 0)
-                    {
-                        var errno = Marshal.GetLastPInvokeError();
-                        if (errno == EIntr) continue;
-                        return errno == EIsdir ? "a directory where a lease file should be" : $"cannot be read: {Marshal.GetPInvokeErrorMessage(errno)}";
-                    }
-                    if (n == 0) break;
-                    total += (int)n;
+                    var errno = Libc.Errno;
+                    if (errno == Libc.EIntr) continue;
+                    return errno == Libc.EIsdir ? "a directory where a lease file should be" : $"cannot be read: {Libc.Message(errno)}";
                 }
+                if (n == 0) break;
+                total += (int)n;
             }
             if (total > MaxLeaseFileBytes) return $"larger than {MaxLeaseFileBytes} bytes, not a lease file";
             try
@@ -224,79 +232,54 @@ internal sealed partial class HostLocalNetwork : IDisposable
         }
         finally
         {
-            close(fd);
+            _ = Libc.close(fd);
         }
     }
 
     /// <summary>Whether the open descriptor is a regular file; else what it is, for the warning.</summary>
     private static bool IsRegular(int fd, out string what)
     {
-        // statx's layout is the same on every architecture (struct stat's is not): stx_mode is the u16 at byte 28.
-        Span<byte> buffer = stackalloc byte[256];
-        if (statx(fd, "", AtEmptyPath, StatxType, buffer) != 0)
+        if (Libc.FileType(fd) is not { } type)
         {
-            what = $"cannot be examined: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}";
+            what = $"cannot be examined: {Libc.Message(Libc.Errno)}";
             return false;
         }
-        var type = MemoryMarshal.Read<ushort>(buffer[28..]) & 0xF000;
         what = type switch
         {
-            0x8000 => "",
-            0x1000 => "a FIFO, not a lease file",
-            0x2000 or 0x6000 => "a device, not a lease file",
-            0xC000 => "a socket, not a lease file",
-            0x4000 => "a directory where a lease file should be",
+            Libc.SIfreg => "",
+            Libc.SIfifo => "a FIFO, not a lease file",
+            Libc.SIfchr or Libc.SIfblk => "a device, not a lease file",
+            Libc.SIfsock => "a socket, not a lease file",
+            Libc.SIfdir => "a directory where a lease file should be",
             _ => "not a regular file",
         };
-        return type == 0x8000;
+        return type == Libc.SIfreg;
     }
 
     private static string Error(int errno) => errno switch
     {
-        2 => "gone",
-        40 => "a symlink, not followed",
-        20 => "not a directory",
-        _ => Marshal.GetPInvokeErrorMessage(errno),
+        Libc.ENoent => "gone",
+        Libc.ELoop => "a symlink, not followed",
+        Libc.ENotdir => "not a directory",
+        _ => Libc.Message(errno),
     };
 
     private void Unlock()
     {
-        if (_lockFd >= 0)
+        // Closing a descriptor lets go of its lock.
+        for (var i = 0; i < _lockFds.Length; i++)
         {
-            close(_lockFd);
-            _lockFd = -1;
+            if (_lockFds[i] >= 0) _ = Libc.close(_lockFds[i]);
+            _lockFds[i] = -1;
         }
-        // Deliberately ignored: unlocking a descriptor that holds no lock is harmless.
-        _ = flock(_fd, LockUn);
         _locked = false;
     }
 
     public void Dispose()
     {
         Unlock();
-        close(_fd);
+        _ = Libc.close(_fd);
     }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags, int mode);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int openat(int dirfd, string path, int flags, int mode);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial nint read(int fd, byte* buffer, nint count);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int unlinkat(int dirfd, string path, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int flock(int fd, int operation);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int statx(int dirfd, string path, int flags, uint mask, Span<byte> buffer);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 }
 
 /// <summary>

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Berth.Shared.Platform;
 
 namespace Berth.HostAgent.Node;
 
@@ -10,7 +10,7 @@ namespace Berth.HostAgent.Node;
 /// the directory is fsynced so the rename itself survives a power cut. An identical file already in place is left
 /// as it is (the pod restarts on every boot; nothing is rewritten then).
 /// </summary>
-internal static partial class CniInstall
+internal static class CniInstall
 {
     public const string Name = "berth";
 
@@ -91,26 +91,19 @@ internal static partial class CniInstall
 
     private static void SyncDirectory(string dir)
     {
-        var fd = open(dir, 0x10000 | 0x80000, 0); // O_RDONLY | O_DIRECTORY | O_CLOEXEC
-        if (fd < 0) throw new IOException($"cannot open {dir} to sync it (errno {Marshal.GetLastPInvokeError()})");
+        var fd = Libc.open(dir, Libc.ORdonly | Libc.ODirectory | Libc.OCloexec, 0);
+        if (fd < 0) throw new IOException($"cannot open {dir} to sync it (errno {Libc.Errno})");
         try
         {
-            if (fsync(fd) != 0) throw new IOException($"cannot sync {dir} (errno {Marshal.GetLastPInvokeError()})");
+            if (Libc.fsync(fd) != 0) throw new IOException($"cannot sync {dir} (errno {Libc.Errno})");
         }
         finally
         {
-            _ = close(fd);
+            _ = Libc.close(fd);
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags, int mode);
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fsync(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 }
 
 /// <summary>install-cni cannot do what it was asked; the message says why and what to do.</summary>

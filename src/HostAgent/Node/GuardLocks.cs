@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text;
+using Berth.Shared.Platform;
 
 namespace Berth.HostAgent.Node;
 
@@ -16,12 +16,8 @@ namespace Berth.HostAgent.Node;
 /// restarted (its supervisor, systemd or the kubelet, starts it again) and the new process guards it.
 /// The lock lives as long as the process (the kernel drops it when the process dies, also on SIGKILL).
 /// </summary>
-internal sealed partial class GuardLocks : IDisposable
+internal sealed class GuardLocks : IDisposable
 {
-    private const int ORdonly = 0, ODirectory = 0x10000, OCloexec = 0x80000;
-    private const int LockEx = 2, LockNb = 4;
-    private const int EWouldBlock = 11, EIntr = 4;
-
     private readonly Dictionary<string, int> _held = new(StringComparer.Ordinal);
     private readonly List<string> _aside = [];
     private readonly List<string> _absent = [];
@@ -80,7 +76,7 @@ internal sealed partial class GuardLocks : IDisposable
         foreach (var dir in _aside)
         {
             if (TryLock(dir, out var fd) != Outcome.Held) continue;
-            _ = close(fd);
+            _ = Libc.close(fd);
             return true;
         }
         return false;
@@ -103,7 +99,7 @@ internal sealed partial class GuardLocks : IDisposable
 
     public void Dispose()
     {
-        foreach (var fd in _held.Values) _ = close(fd);
+        foreach (var fd in _held.Values) _ = Libc.close(fd);
         _held.Clear();
     }
 
@@ -111,26 +107,17 @@ internal sealed partial class GuardLocks : IDisposable
 
     private static Outcome TryLock(string dir, out int fd)
     {
-        fd = open(dir, ORdonly | ODirectory | OCloexec, 0);
+        fd = Libc.open(dir, Libc.ORdonly | Libc.ODirectory | Libc.OCloexec, 0);
         if (fd < 0) return Outcome.Absent;
-        while (flock(fd, LockEx | LockNb) != 0)
+        while (Libc.flock(fd, Libc.LockEx | Libc.LockNb) != 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == EIntr) continue;
-            _ = close(fd);
+            var errno = Libc.Errno;
+            if (errno == Libc.EIntr) continue;
+            _ = Libc.close(fd);
             fd = -1;
             // EWOULDBLOCK: another process holds it. Anything else (ENOLCK on an odd filesystem): treat as nobody's.
-            return errno == EWouldBlock ? Outcome.Busy : Outcome.Absent;
+            return errno == Libc.EWouldBlock ? Outcome.Busy : Outcome.Absent;
         }
         return Outcome.Held;
     }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags, int mode);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int flock(int fd, int operation);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 }

@@ -31,9 +31,10 @@ internal sealed record ReleaseOutcome(ReleaseStatus Status, string Message, Leas
 /// then the file is deleted under host-local's own lock.
 /// </summary>
 internal sealed class ManualRelease(
-    SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime, IReadOnlyList<string> hostLocalDirs)
+    SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime, IReadOnlyList<string> hostLocalDirs,
+    TimeProvider time)
 {
-    private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan LockTimeout = HostLocalNetwork.LockTimeout;
 
     public async Task<ReleaseOutcome> RunAsync(string addressText, string network, string? owner, bool force, bool dryRun, string actor, CancellationToken cancellationToken)
     {
@@ -88,7 +89,7 @@ internal sealed class ManualRelease(
         if (Refusal(holder, Describe(file), evidence.Judge(holder), force, out var change) is { } refused) return refused;
         var done = $"{address} in host-local's network {network} ({file.Path}), held by {Describe(file)} ({change.Detail})";
         if (dryRun) return new(ReleaseStatus.Released, "would release " + done, holder);
-        if (!files.Lock(LockTimeout)) return new(ReleaseStatus.Refused, $"host-local's lock on {Path.Combine(dir, network)} stayed held for {LockTimeout.TotalSeconds:0} s: run again", holder);
+        if (!files.Lock(LockTimeout, time)) return new(ReleaseStatus.Refused, $"host-local's lock on {Path.Combine(dir, network)} stayed held for {LockTimeout.TotalSeconds:0} s: run again", holder);
         // Read again under host-local's lock: its DEL or a new ADD may have come between the check and now.
         if (!files.DeleteIfSame(file))
         {

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Berth.Shared.Platform;
 
 namespace Berth.Shared.Evidence;
 
@@ -6,7 +7,7 @@ namespace Berth.Shared.Evidence;
 /// Probes namespace files with stat(2) and statfs(2): a live namespace pinned at /var/run/netns/X or seen
 /// through /proc/PID/ns/net is a file of the nsfs filesystem whose inode names the namespace.
 /// </summary>
-public sealed partial class NetnsProbe : INetnsProbe
+public sealed class NetnsProbe : INetnsProbe
 {
     private const long NsfsMagic = 0x6e736673;
 
@@ -18,24 +19,8 @@ public sealed partial class NetnsProbe : INetnsProbe
         // on every 64-bit Linux ABI, which is all we need from them.
         Span<byte> stat = stackalloc byte[256];
         Span<byte> fs = stackalloc byte[256];
-        if (Stat(path, stat) != 0 || StatFs(path, fs) != 0) return null;
+        if (Libc.stat(path, stat) != 0 || Libc.statfs(path, fs) != 0) return null;
         if (MemoryMarshal.Read<long>(fs) != NsfsMagic) return null;
         return MemoryMarshal.Read<ulong>(stat[8..]);
     }
-
-    private static unsafe int Stat(string path, Span<byte> buffer)
-    {
-        fixed (byte* p = buffer) return stat(path, p);
-    }
-
-    private static unsafe int StatFs(string path, Span<byte> buffer)
-    {
-        fixed (byte* p = buffer) return statfs(path, p);
-    }
-
-    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
-    private static unsafe partial int stat(string path, byte* buffer);
-
-    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
-    private static unsafe partial int statfs(string path, byte* buffer);
 }

@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using Berth.Shared.Cni;
+using Berth.Shared.Platform;
 
 namespace Berth.Shared.Evidence;
 
@@ -7,7 +7,7 @@ namespace Berth.Shared.Evidence;
 /// The boot clock of this machine: the boot ID from <c>/proc/sys/kernel/random/boot_id</c>, or from the file
 /// the environment variable <c>BERTH_BOOT_ID_FILE</c> names (tests use it to fake a reboot).
 /// </summary>
-public sealed partial class SystemBootClock : IBootClock
+public sealed class SystemBootClock : IBootClock
 {
     /// <summary>The environment variable that names another boot ID file.</summary>
     public const string BootIdFileVariable = "BERTH_BOOT_ID_FILE";
@@ -30,8 +30,7 @@ public sealed partial class SystemBootClock : IBootClock
     {
         get
         {
-            const int ClockBoottime = 7;
-            if (clock_gettime(ClockBoottime, out var ts) != 0) return TimeSpan.FromMilliseconds(Environment.TickCount64);
+            if (Libc.clock_gettime(Libc.ClockBoottime, out var ts) != 0) return TimeSpan.FromMilliseconds(Environment.TickCount64);
             return TimeSpan.FromTicks(ts.Seconds * TimeSpan.TicksPerSecond + ts.Nanoseconds / 100);
         }
     }
@@ -55,14 +54,4 @@ public sealed partial class SystemBootClock : IBootClock
         }
         return text;
     }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct TimeSpec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int clock_gettime(int clockId, out TimeSpec ts);
 }

@@ -131,7 +131,7 @@ public sealed partial class SqliteLeaseStore
             """),
     ];
 
-    private static void Migrate(SqliteDb db, string path, TimeSpan lockTimeout)
+    private static void Migrate(SqliteDb db, string path, StoreOptions options)
     {
         var version = db.Scalar("PRAGMA user_version");
         if (version == SchemaVersion) return;
@@ -147,7 +147,7 @@ public sealed partial class SqliteLeaseStore
                 $"store {path} has schema version {version}, newer than this berth understands ({SchemaVersion}): install the newer berth again");
         }
         // In line with every other writer: a new store is often opened by many ADDs at once.
-        using var writerLock = WriterLock.Acquire(LockPath(path), lockTimeout);
+        using var writerLock = WriterLock.Acquire(LockPath(path), options.LockTimeout, options.Time);
         // Re-read in line: whoever was ahead may have migrated meanwhile, and then there is nothing to write.
         if (db.Scalar("PRAGMA user_version") == SchemaVersion) return;
         if (version == 0)

@@ -88,7 +88,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
             // plugin process on exit, which would cost each ADD two more fsyncs.
             raw.sqlite3_db_config(db.Handle, DbConfigNoCheckpointOnClose, 1, out _);
             db.Execute($"PRAGMA synchronous = {Synchronous()}; PRAGMA wal_autocheckpoint = 1000;");
-            Migrate(db, path, options.LockTimeout);
+            Migrate(db, path, options);
             return new SqliteLeaseStore(path, db, options);
         }
         catch (SqliteError e)
@@ -151,7 +151,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     public T Write<T>(Func<IStoreTransaction, T> work)
     {
         T result;
-        using (WriterLock.Acquire(LockPath(Path), Options.LockTimeout))
+        using (WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time))
         {
             result = Run(work, "BEGIN IMMEDIATE", commit: true);
         }
@@ -169,7 +169,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     /// <inheritdoc />
     public T Rehearse<T>(Func<IStoreTransaction, T> work)
     {
-        using var _ = WriterLock.Acquire(LockPath(Path), Options.LockTimeout);
+        using var _ = WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time);
         return Run(work, "BEGIN IMMEDIATE", commit: false);
     }
 

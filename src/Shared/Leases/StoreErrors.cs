@@ -1,10 +1,10 @@
-using System.Runtime.InteropServices;
 using Berth.Shared.Cni;
+using Berth.Shared.Platform;
 
 namespace Berth.Shared.Leases;
 
 /// <summary>Turns SQLite's failures into CNI errors that tell an operator what happened and what to do.</summary>
-internal static partial class StoreErrors
+internal static class StoreErrors
 {
     private const int Busy = 5, Locked = 6, ReadOnly = 8, IoErr = 10, Corrupt = 11, Full = 13, CantOpen = 14, Constraint = 19, NotADb = 26, Perm = 3;
 
@@ -38,15 +38,11 @@ internal static partial class StoreErrors
     /// <summary>Whether the store's directory (or the nearest one that exists) is on a read-only filesystem (EROFS).</summary>
     public static bool OnReadOnlyFilesystem(string path)
     {
-        const int WOk = 2, ERofs = 30;
         for (var dir = Path.GetDirectoryName(Path.GetFullPath(path)); dir is not null; dir = Path.GetDirectoryName(dir))
         {
             if (!Directory.Exists(dir)) continue;
-            return access(dir, WOk) != 0 && Marshal.GetLastPInvokeError() == ERofs;
+            return Libc.access(dir, Libc.WOk) != 0 && Libc.Errno == Libc.ERofs;
         }
         return false;
     }
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int access(string path, int mode);
 }

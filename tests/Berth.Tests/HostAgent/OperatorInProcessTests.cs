@@ -35,7 +35,7 @@ public sealed class OperatorInProcessTests : IDisposable
     }
 
     private ReleaseOutcome Release(string address, string? owner = null, bool force = false) =>
-        new ManualRelease(_store, _clock, _netns, new NoProcesses(), _runtime, []).RunAsync(address, "net1", owner, force, dryRun: false, "tester", default).GetAwaiter().GetResult();
+        new ManualRelease(_store, _clock, _netns, new NoProcesses(), _runtime, [], TimeProvider.System).RunAsync(address, "net1", owner, force, dryRun: false, "tester", default).GetAwaiter().GetResult();
 
     private sealed class NoProcesses : IProcessNamespaces
     {

@@ -41,7 +41,7 @@ public sealed class HostLocalGuardTests : IDisposable
     private void RuntimeDown() => _runtime.ReadySandboxesAsync(default).ReturnsForAnyArgs(SandboxList.Unknown("socket down"));
 
     private HostLocalGuard Guard() =>
-        new([Networks], [Pins], [Socket], TimeSpan.FromSeconds(1), _store, _clock, Grace, "berth-agent", lockTimeout: TimeSpan.FromMilliseconds(200));
+        new([Networks], [Pins], [Socket], TimeSpan.FromSeconds(1), _store, _clock, Grace, "berth-agent", TimeProvider.System, lockTimeout: TimeSpan.FromMilliseconds(200));
 
     /// <summary>An ADD by Debian's host-local into the test's directory; returns the address it wrote.</summary>
     private string HostLocalAdd(string containerId, string network = "cbr0")
@@ -145,7 +145,7 @@ public sealed class HostLocalGuardTests : IDisposable
         // host-local holds its lock (an ADD between create and write): the file is left for the next pass.
         using (var held = HostLocalNetwork.Open(Networks, "cbr0"))
         {
-            Assert.True(held.Lock(TimeSpan.FromSeconds(1)));
+            Assert.True(held.Lock(TimeSpan.FromSeconds(1), TimeProvider.System));
             var busy = Pass();
             Assert.True(FileExists(a));
             Assert.Contains(busy.Warnings, w => w.Contains("lock was held", StringComparison.Ordinal));
@@ -167,7 +167,7 @@ public sealed class HostLocalGuardTests : IDisposable
         var a = HostLocalAdd("c1");
         File.WriteAllText(Path.Combine(NetworkDir, a), "");
         using var network = HostLocalNetwork.Open(Networks, "cbr0");
-        Assert.True(network.Lock(TimeSpan.FromSeconds(1)));
+        Assert.True(network.Lock(TimeSpan.FromSeconds(1), TimeProvider.System));
         File.WriteAllText(Path.Combine(NetworkDir, a), "c9\r\neth0");
 
         Assert.False(network.DeleteIfSame(new HostLocalFile(Networks, "cbr0", IPAddress.Parse(a), "", "")));

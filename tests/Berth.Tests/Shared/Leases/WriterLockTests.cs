@@ -1,95 +1,109 @@
-using System.Diagnostics;
 using Berth.Shared.Cni;
 using Berth.Shared.Leases;
+using Berth.Shared.Platform;
 using Berth.Tests.Support;
 
 namespace Berth.Tests.Shared.Leases;
 
-/// <summary>The line writers stand in before they write: flock on berth.db.lock, bounded by progress.</summary>
+/// <summary>
+/// The line writers stand in before they write: flock on berth.db.lock, bounded by progress. The waits run on a
+/// fake clock that the test moves: no real sleeps, no timed assertions.
+/// </summary>
 public sealed class WriterLockTests : IDisposable
 {
     private readonly TempDir _dir = new();
+    private readonly TimerWatch _time = new();
     private string LockPath => _dir.File("berth.db.lock");
+
+    private WriterLock Acquire(TimeSpan timeout) => WriterLock.Acquire(LockPath, timeout, _time);
+
+    /// <summary>One more hand-over, as if the lock had changed hands (the count is the lock file's first 8 bytes).</summary>
+    private void CountHandOver()
+    {
+        // Through libc: a FileStream would take a flock of its own on the file, which the holder's excludes.
+        var fd = Libc.open(LockPath, Libc.ORdwr | Libc.OCloexec, 0);
+        Assert.True(fd >= 0);
+        try
+        {
+            var count = Libc.pread(fd, out var read, sizeof(long), 0) == sizeof(long) ? read + 1 : 1;
+            Assert.Equal(sizeof(long), Libc.pwrite(fd, ref count, sizeof(long), 0));
+        }
+        finally
+        {
+            _ = Libc.close(fd);
+        }
+    }
 
     [Fact]
     public async Task The_lock_file_is_private_and_a_second_writer_waits_until_the_first_lets_go()
     {
-        var holder = WriterLock.Acquire(LockPath, TimeSpan.FromSeconds(10));
+        var holder = Acquire(TimeSpan.FromSeconds(10));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(LockPath));
-        var waiter = Task.Run(() => WriterLock.Acquire(LockPath, TimeSpan.FromSeconds(10)));
+        var waiter = Task.Run(() => Acquire(TimeSpan.FromSeconds(10)));
 
-        // Not waiting for a condition: the point is that nothing happens while the lock is held.
-        await Task.Delay(300);
+        // The waiter is in line (waiting on the clock); the clock never moves, so only the holder's release ends it.
+        await _time.NextTimerAsync();
         Assert.False(waiter.IsCompleted);
         holder.Dispose();
 
-        (await waiter.WaitAsync(TimeSpan.FromSeconds(10))).Dispose();
+        (await waiter.WaitAsync(TimeSpan.FromSeconds(60))).Dispose();
     }
 
     [Fact]
-    public void A_writer_gives_up_with_11_when_the_lock_does_not_change_hands_for_the_timeout_and_leaves_no_claim()
+    public async Task A_writer_gives_up_with_11_when_the_lock_does_not_change_hands_for_the_timeout_and_leaves_no_claim()
     {
-        using (WriterLock.Acquire(LockPath, TimeSpan.FromSeconds(10)))
+        using (Acquire(TimeSpan.FromSeconds(10)))
         {
-            var watch = Stopwatch.StartNew();
-            var e = Assert.Throws<CniException>(() => WriterLock.Acquire(LockPath, TimeSpan.FromMilliseconds(300)));
+            var waiter = Task.Run(() => Acquire(TimeSpan.FromMilliseconds(300)));
+            await _time.NextTimerAsync();
+            _time.Advance(TimeSpan.FromMilliseconds(300));
 
+            var e = await Assert.ThrowsAsync<CniException>(() => waiter.WaitAsync(TimeSpan.FromSeconds(60)));
             Assert.Equal(ErrorCodes.TryAgainLater, e.Code);
             Assert.Contains("has not changed hands for 0.3 s", e.Message, StringComparison.Ordinal);
-            Assert.InRange(watch.Elapsed, TimeSpan.FromMilliseconds(290), TimeSpan.FromSeconds(5));
         }
         // The helper thread of the writer that gave up must not keep the lock once it gets it.
-        using var next = WriterLock.Acquire(LockPath, TimeSpan.FromSeconds(10));
+        using var next = await Task.Run(() => Acquire(TimeSpan.FromSeconds(10))).WaitAsync(TimeSpan.FromSeconds(60));
     }
 
     [Fact]
     public async Task A_writer_keeps_its_place_while_the_line_moves_even_past_the_timeout()
     {
-        var holder = WriterLock.Acquire(LockPath, TimeSpan.FromSeconds(10));
-        var waiter = Task.Run(() => WriterLock.Acquire(LockPath, TimeSpan.FromMilliseconds(500)));
+        var holder = Acquire(TimeSpan.FromSeconds(10));
+        var waiter = Task.Run(() => Acquire(TimeSpan.FromMilliseconds(500)));
 
-        // A slow line that moves: a hand-over every 50 ms for 2 s, four times the waiter's timeout. A thread of
-        // its own, so that a thread pool busy with other tests cannot stall the line.
-        var mover = new Thread(() =>
+        // A slow line that moves: a hand-over every timeout, for four times the timeout.
+        for (var i = 0; i < 4; i++)
         {
-            for (var i = 0; i < 40; i++)
-            {
-                Thread.Sleep(50);
-                holder.CountHandOver();
-            }
-        });
-        mover.Start();
-        await Task.Run(mover.Join);
+            await _time.NextTimerAsync();
+            CountHandOver();
+            _time.Advance(TimeSpan.FromMilliseconds(500));
+        }
+        // Still in line: it waits on the clock again instead of giving up.
+        await _time.NextTimerAsync();
         Assert.False(waiter.IsCompleted, waiter.Exception?.ToString());
         holder.Dispose();
 
-        (await waiter).Dispose();
+        (await waiter.WaitAsync(TimeSpan.FromSeconds(60))).Dispose();
     }
 
     [Fact]
-    public void A_moving_line_is_still_left_after_the_queue_limit()
+    public async Task A_moving_line_is_still_left_after_the_queue_limit()
     {
-        using var holder = WriterLock.Acquire(LockPath, TimeSpan.FromSeconds(10));
-        var stop = false;
-        // A thread of its own: this test blocks its own thread, and the pool's may all be busy with other tests.
-        var mover = new Thread(() =>
+        using var holder = Acquire(TimeSpan.FromSeconds(10));
+        var waiter = Task.Run(() => Acquire(TimeSpan.FromMilliseconds(500)));
+
+        // The line moves at every step; each step but the last finds the waiter waiting on the clock again.
+        for (var i = 0; i < WriterLock.QueueLimitFactor; i++)
         {
-            while (!Volatile.Read(ref stop))
-            {
-                Thread.Sleep(20);
-                holder.CountHandOver();
-            }
-        });
-        mover.Start();
+            await _time.NextTimerAsync();
+            CountHandOver();
+            _time.Advance(TimeSpan.FromMilliseconds(500));
+        }
 
-        var watch = Stopwatch.StartNew();
-        var e = Assert.Throws<CniException>(() => WriterLock.Acquire(LockPath, TimeSpan.FromMilliseconds(500)));
-        Volatile.Write(ref stop, true);
-        mover.Join();
-
+        var e = await Assert.ThrowsAsync<CniException>(() => waiter.WaitAsync(TimeSpan.FromSeconds(60)));
         Assert.Equal(ErrorCodes.TryAgainLater, e.Code);
-        Assert.Contains("in line", e.Message, StringComparison.Ordinal);
-        Assert.InRange(watch.Elapsed, TimeSpan.FromMilliseconds(500 * WriterLock.QueueLimitFactor - 10), TimeSpan.FromSeconds(10));
+        Assert.Contains($"waited {0.5 * WriterLock.QueueLimitFactor:0.#} s in line", e.Message, StringComparison.Ordinal);
     }
 
     public void Dispose() => _dir.Dispose();
