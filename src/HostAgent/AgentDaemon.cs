@@ -18,11 +18,9 @@ namespace Berth.HostAgent;
 /// that runs the passes, so a pass that hangs stops the pings and systemd restarts the agent.
 /// </summary>
 internal sealed class AgentDaemon(
-    AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime,
-    ISystemdNotifier notifier, ILogger logger, IHostApplicationLifetime lifetime, TimeSpan? watchdog, TimeProvider time, Node.AgentStartup? startup = null) : BackgroundService
+    AgentServices agent, ISystemdNotifier notifier, ILogger logger, IHostApplicationLifetime lifetime, TimeSpan? watchdog, Node.AgentStartup? startup = null) : BackgroundService
 {
     private const string Actor = Cli.Actor;
-    private readonly HostLocal.HostLocalGuard? _guard = HostLocal.HostLocalGuard.For(config, store, clock, Cli.Actor);
     private DaemonFigures _figures = new(null, null, 0, 0, false);
     private string _poolWarnings = "";
 
@@ -31,8 +29,7 @@ internal sealed class AgentDaemon(
     /// can watch it), this daemon as the one hosted service. <paramref name="watchdog"/>: how often to send
     /// WATCHDOG=1 (<see cref="WatchdogInterval"/>), or null for never.
     /// </summary>
-    public static IHost CreateHost(AgentConfig config, SqliteLeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes,
-        ISandboxSource runtime, ISystemdNotifier notifier, TimeSpan? watchdog, TimeProvider time, Node.AgentStartup? startup = null)
+    public static IHost CreateHost(AgentServices agent, ISystemdNotifier notifier, TimeSpan? watchdog, Node.AgentStartup? startup = null)
     {
         // Empty: no appsettings, environment or command-line configuration sources; agent.json is read by AgentConfig.
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
@@ -45,12 +42,12 @@ internal sealed class AgentDaemon(
         // Not AddSystemd(): it switches on only when the parent process is systemd, and a supervisor speaking
         // sd_notify (or a test) must get the same notifications. Without NOTIFY_SOCKET the notifier is silent.
         builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
-        builder.Services.AddHostedService(services => new AgentDaemon(config, store, clock, netns, processes, runtime, notifier,
-            services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, time, startup));
+        builder.Services.AddHostedService(services => new AgentDaemon(agent, notifier,
+            services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, startup));
         if (startup?.Locks is { Aside.Count: > 0 } locks)
         {
-            builder.Services.AddHostedService(services => new Node.StandAsideWatch(locks, config.Interval,
-                services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), time));
+            builder.Services.AddHostedService(services => new Node.StandAsideWatch(locks, agent.Config.Interval,
+                services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), agent.Time));
         }
         return builder.Build();
     }
@@ -78,12 +75,11 @@ internal sealed class AgentDaemon(
     {
         try
         {
-            var recovery = await Recovery.RunAsync(store, clock, netns, _guard,
-                () => EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken), config.DryRun, Actor, cancellationToken).ConfigureAwait(false);
+            var recovery = await agent.RecoverAsync(agent.Config.DryRun, cancellationToken).ConfigureAwait(false);
             Log.Recovery(logger, recovery);
-            foreach (var line in startup?.AfterRecovery(recovery, config.GracePeriod, config.Interval) ?? []) logger.LogWarning("{Unproven}", line);
+            foreach (var line in startup?.AfterRecovery(recovery, agent.Config.GracePeriod, agent.Config.Interval) ?? []) logger.LogWarning("{Unproven}", line);
             _figures.Skipped.Add(recovery.Skipped);
-            _figures = _figures with { RecoveryDone = !config.DryRun || recovery.AlreadyDoneAt is not null };
+            _figures = _figures with { RecoveryDone = !agent.Config.DryRun || recovery.AlreadyDoneAt is not null };
             _recovered = true;
             Status(recovery.Summary);
         }
@@ -110,7 +106,7 @@ internal sealed class AgentDaemon(
         // The first pass comes after READY=1, which the lifetime sends once every hosted service has started.
         if (!await StartedAsync(stop).ConfigureAwait(false)) return;
 
-        await using var metrics = config.MetricsEnabled ? new MetricsServer(config.MetricsAddress, RenderMetrics) : null;
+        await using var metrics = agent.Config.MetricsEnabled ? new MetricsServer(agent.Config.MetricsAddress, RenderMetrics) : null;
         try
         {
             metrics?.Start();
@@ -118,24 +114,24 @@ internal sealed class AgentDaemon(
         }
         catch (System.Net.Sockets.SocketException e)
         {
-            logger.LogError("metrics cannot listen on {Address}: {Message}; reconciling without them", config.MetricsAddress, e.Message);
+            logger.LogError("metrics cannot listen on {Address}: {Message}; reconciling without them", agent.Config.MetricsAddress, e.Message);
         }
 
-        var reconciler = new Reconciler(store, clock, netns, processes, runtime, config.GracePeriod, Actor, _guard);
+        var reconciler = agent.Reconciler();
         while (!stop.IsCancellationRequested)
         {
             if (!_recovered) await RecoverAsync(stop).ConfigureAwait(false);
             try
             {
-                var report = await reconciler.PassAsync(config.DryRun, stop).ConfigureAwait(false);
+                var report = await reconciler.PassAsync(agent.Config.DryRun, stop).ConfigureAwait(false);
                 Log.Pass(logger, report);
                 _figures.Skipped.Add(report.Skipped);
-                _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1, LastSuccessAt = time.GetUtcNow() };
+                _figures = _figures with { LastReconcileDuration = report.Duration, LastReconcileSucceeded = true, LastReconcileReleased = report.Released, Passes = _figures.Passes + 1, LastSuccessAt = agent.Time.GetUtcNow() };
                 Status("last pass: " + report.Summary);
-                if (!config.DryRun)
+                if (!agent.Config.DryRun)
                 {
-                    var pruned = store.Write(tx => tx.PruneHistory(config.HistoryKeepEvents, time.GetUtcNow() - config.HistoryKeepAge));
-                    if (pruned > 0) logger.LogInformation("history: pruned {Count} events beyond the newest {Keep} and older than {Days} days", pruned, config.HistoryKeepEvents, config.HistoryKeepAge.TotalDays);
+                    var pruned = agent.Store.Write(tx => tx.PruneHistory(agent.Config.HistoryKeepEvents, agent.Time.GetUtcNow() - agent.Config.HistoryKeepAge));
+                    if (pruned > 0) logger.LogInformation("history: pruned {Count} events beyond the newest {Keep} and older than {Days} days", pruned, agent.Config.HistoryKeepEvents, agent.Config.HistoryKeepAge.TotalDays);
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -148,7 +144,7 @@ internal sealed class AgentDaemon(
                 Failed("reconcile", e);
                 _figures = _figures with { Passes = _figures.Passes + 1 };
             }
-            await WaitAsync(config.Interval, stop).ConfigureAwait(false);
+            await WaitAsync(agent.Config.Interval, stop).ConfigureAwait(false);
         }
         logger.LogInformation("stopping");
     }
@@ -156,14 +152,14 @@ internal sealed class AgentDaemon(
     /// <summary>The page, with the guarded networks' pools as the node's CNI configs size them now.</summary>
     private string RenderMetrics()
     {
-        var pools = Pools.PoolUsage.Measure(config.HostLocalDirs, config.CniConfDirs);
+        var pools = Pools.PoolUsage.Measure(agent.Config.HostLocalDirs, agent.Config.CniConfDirs);
         // What the pools cannot say goes to the journal when it changes, not at every scrape.
         var said = string.Join("\n", pools.Warnings.Concat(pools.Unsized.Select(u => $"host-local network {u.Network} in {u.Dir}: size unknown: {u.Why}")));
         if (Interlocked.Exchange(ref _poolWarnings, said) != said)
         {
             foreach (var line in said.Split('\n', StringSplitOptions.RemoveEmptyEntries)) logger.LogWarning("pools: {Warning}", line);
         }
-        return MetricsText.Render(store, clock.BootId, _figures, pools.Ranges) + startup?.Locks?.Metrics();
+        return MetricsText.Render(agent.Store, agent.Clock.BootId, _figures, pools.Ranges) + startup?.Locks?.Metrics();
     }
 
     private async Task<bool> StartedAsync(CancellationToken stop)
@@ -184,14 +180,14 @@ internal sealed class AgentDaemon(
     /// <summary>Waits for the next pass, pinging the watchdog on the way; returns early when stopped.</summary>
     private async Task WaitAsync(TimeSpan interval, CancellationToken stop)
     {
-        var until = time.GetTimestamp() + (long)(interval.TotalSeconds * time.TimestampFrequency);
+        var until = agent.Time.GetTimestamp() + (long)(interval.TotalSeconds * agent.Time.TimestampFrequency);
         while (!stop.IsCancellationRequested)
         {
-            var left = time.GetElapsedTime(time.GetTimestamp(), until);
+            var left = agent.Time.GetElapsedTime(agent.Time.GetTimestamp(), until);
             if (left <= TimeSpan.Zero) return;
             try
             {
-                await Task.Delay(watchdog is { } w && w < left ? w : left, time, stop).ConfigureAwait(false);
+                await Task.Delay(watchdog is { } w && w < left ? w : left, agent.Time, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {

@@ -40,7 +40,7 @@ internal static partial class Cli
         check.SetAction(parse => Guard(() => Check(parse)));
         root.Subcommands.Add(check);
 
-        var dir = new Option<string>("--dir") { Description = "host-local's data directory", DefaultValueFactory = _ => "/var/lib/cni/networks" };
+        var dir = new Option<string>("--dir") { Description = "host-local's data directory", DefaultValueFactory = _ => HostLocalDirs.Default };
         var import = new Command("import-host-local", "Take over host-local's leases as leases of this boot, without restarting pods; idempotent") { dir, NetworkFilter, DryRunOption };
         import.SetAction(parse => Guard(() => Import(parse, parse.GetValue(dir)!)));
         root.Subcommands.Add(import);
@@ -51,10 +51,11 @@ internal static partial class Cli
 
     private static async Task<int> LeasesAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var (config, store) = Open(parse, StoreAccess.Read);
+        var agent = Open(parse, StoreAccess.Read);
+        var (config, store) = agent;
         using var _ = store;
         var network = parse.GetValue(NetworkFilter);
-        var evidence = await EvidenceSnapshot.GatherAsync(new NetnsProbe(), new ProcNamespaces(), Runtime(config), cancellationToken).ConfigureAwait(false);
+        var evidence = await agent.GatherAsync(cancellationToken).ConfigureAwait(false);
         var rows = store.Read(tx => tx.AllLeases()).Where(l => network is null || l.Network == network)
             .Select(l => new LeaseRow(l, LeaseStores.Berth, Boot(l), Age(l), evidence.Judge(l))).ToList();
         var scan = HostLocalDirs.Scan(config.HostLocalDirs, network);
@@ -151,9 +152,9 @@ internal static partial class Cli
 
     private static async Task<int> ReleaseAsync(ParseResult parse, string address, string network, string? owner, bool force, CancellationToken cancellationToken)
     {
-        var (config, store) = Open(parse, StoreAccess.Write);
-        using var _ = store;
-        var release = new ManualRelease(store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config), config.HostLocalDirs);
+        var agent = Open(parse, StoreAccess.Write);
+        using var _ = agent.Store;
+        var release = agent.Release();
         var outcome = await release.RunAsync(address, network, owner, force, parse.GetValue(DryRunOption), OperatorIdentity.Of(Environment.GetEnvironmentVariable), cancellationToken).ConfigureAwait(false);
         var code = outcome.Status switch
         {

@@ -67,11 +67,9 @@ internal static partial class Cli
     private static async Task<int> RecoverAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         // A node that never had a store boots cleanly: recovery creates it (and has nothing of berth's to release).
-        var (config, store) = Open(parse, StoreAccess.Create);
-        using var _ = store;
-        var result = await Recovery.RunAsync(store, Clock, new NetnsProbe(), HostLocalGuard.For(config, store, Clock, Actor),
-            () => EvidenceSnapshot.GatherAsync(new NetnsProbe(), new ProcNamespaces(), Runtime(config), cancellationToken), parse.GetValue(DryRunOption) || config.DryRun, Actor, cancellationToken)
-            .ConfigureAwait(false);
+        var agent = Open(parse, StoreAccess.Create);
+        using var _ = agent.Store;
+        var result = await agent.RecoverAsync(parse.GetValue(DryRunOption) || agent.Config.DryRun, cancellationToken).ConfigureAwait(false);
         foreach (var d in result.Decisions) Console.WriteLine(Log.Line(d, result.DryRun));
         foreach (var w in result.Warnings ?? []) Console.Error.WriteLine($"berth-agent: warning: {w}");
         Console.WriteLine(result.Summary);
@@ -80,9 +78,9 @@ internal static partial class Cli
 
     private static async Task<int> ReconcileAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var (config, store) = Open(parse, StoreAccess.Write);
-        using var _ = store;
-        var report = await Reconciler(config, store).PassAsync(parse.GetValue(DryRunOption) || config.DryRun, cancellationToken).ConfigureAwait(false);
+        var agent = Open(parse, StoreAccess.Write);
+        using var _ = agent.Store;
+        var report = await agent.Reconciler().PassAsync(parse.GetValue(DryRunOption) || agent.Config.DryRun, cancellationToken).ConfigureAwait(false);
         foreach (var w in report.Warnings) Console.Error.WriteLine($"berth-agent: warning: {w}");
         if (parse.GetValue(JsonOption))
         {
@@ -116,27 +114,21 @@ internal static partial class Cli
     private static async Task<int> RunDaemonAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         var newStore = Node.AgentStartup.IsNewStore(StorePath(parse));
-        var (config, store) = Open(parse, StoreAccess.Create);
-        using var _ = store;
+        var agent = Open(parse, StoreAccess.Create);
+        using var _ = agent.Store;
         // One guardian per host-local directory on the node: a directory another agent holds is left to it.
-        using var locks = Node.GuardLocks.Take(config.HostLocalDirs);
-        config = config with { HostLocalDirs = [.. config.HostLocalDirs.Where(d => !locks.Aside.Contains(d))] };
-        using var host = AgentDaemon.CreateHost(config, store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config),
-            new Microsoft.Extensions.Hosting.Systemd.SystemdNotifier(), AgentDaemon.WatchdogInterval(Environment.GetEnvironmentVariable), TimeProvider.System,
-            new Node.AgentStartup(config.Store, newStore, locks));
+        using var locks = Node.GuardLocks.Take(agent.Config.HostLocalDirs);
+        agent = agent.With(agent.Config with { HostLocalDirs = [.. agent.Config.HostLocalDirs.Where(d => !locks.Aside.Contains(d))] });
+        using var host = AgentDaemon.CreateHost(agent, new Microsoft.Extensions.Hosting.Systemd.SystemdNotifier(), AgentDaemon.WatchdogInterval(Environment.GetEnvironmentVariable),
+            new Node.AgentStartup(agent.Config.Store, newStore, locks));
         await host.RunAsync(cancellationToken).ConfigureAwait(false);
         return Ok;
     }
 
-    private static SystemBootClock Clock { get; } = new(Environment.GetEnvironmentVariable);
+    private static IBootClock Clock => AgentServices.NodeClock;
 
     /// <summary>The wall clock, for people only (history times, --since): never for a decision to release.</summary>
-    private static TimeProvider Time => TimeProvider.System;
-
-    private static ISandboxSource Runtime(AgentConfig config) => new CriSandboxSource(config.RuntimeSockets, config.RuntimeTimeout);
-
-    private static Reconciler Reconciler(AgentConfig config, ILeaseStore store) =>
-        new(store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config), config.GracePeriod, Actor, HostLocalGuard.For(config, store, Clock, Actor));
+    private static TimeProvider Time => AgentServices.NodeTime;
 
     /// <summary>What a command may do to the store: only read it (also on a read-only filesystem), write it, or create it when missing.</summary>
     private enum StoreAccess { Read, Write, Create }
@@ -149,14 +141,13 @@ internal static partial class Cli
     /// Opens the store. Only boot recovery, the service and the import create a missing one: an operator command
     /// given a mistyped --store says that no store is there, and creates nothing.
     /// </summary>
-    private static (AgentConfig, SqliteLeaseStore) Open(ParseResult parse, StoreAccess access)
+    private static AgentServices Open(ParseResult parse, StoreAccess access)
     {
         var config = AgentConfig.Load(parse.GetValue(ConfigOption));
         if (parse.GetValue(StoreOption) is { } store) config = config with { Store = Path.GetFullPath(store) };
-        var options = new StoreOptions(Clock, Time) { Create = access == StoreAccess.Create, ReadOnly = access == StoreAccess.Read };
-        var opened = SqliteLeaseStore.Open(config.Store, options);
-        _opened = opened;
-        return (config, opened);
+        var agent = AgentServices.Open(config, create: access == StoreAccess.Create, readOnly: access == StoreAccess.Read);
+        _opened = agent.Store;
+        return agent;
     }
 
     /// <summary>The store the command opened, so that rows it skipped are told (<see cref="GuardAsync"/>).</summary>

@@ -30,7 +30,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
     public string Log => Path.Combine(dir, "containerd.log");
     public int? Pid => _process is { HasExited: false } p ? p.Id : null;
 
-    public CriClient Cri() => new(Socket, TimeSpan.FromSeconds(60));
+    public CriClient Cri() => new(Socket, TimeSpan.FromSeconds(60), TimeProvider.System);
 
     public async Task StartAsync()
     {
@@ -73,7 +73,8 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
             if (!File.Exists(Socket)) return false;
             try
             {
-                await cri.VersionAsync();
+                // Any answer of the CRI service says it is up.
+                await cri.ListPodSandboxAsync();
                 return true;
             }
             catch (RpcException)

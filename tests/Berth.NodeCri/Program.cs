@@ -23,7 +23,7 @@ const string Socket = "/run/containerd/containerd.sock";
 const string PodNamespace = "node-test";
 
 if (args.Length == 0) return Usage();
-using var cri = new CriClient(Socket, TimeSpan.FromSeconds(120));
+using var cri = new CriClient(Socket, TimeSpan.FromSeconds(120), TimeProvider.System);
 try
 {
     switch (args[0])
@@ -84,7 +84,8 @@ static async Task<int> WaitAsync(CriClient cri, TimeSpan timeout)
     {
         try
         {
-            await cri.VersionAsync();
+            // Any answer of the CRI service says it is up.
+            await cri.ListPodSandboxAsync();
             return 0;
         }
         catch (RpcException) when (DateTime.UtcNow < until)

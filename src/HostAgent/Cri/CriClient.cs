@@ -12,21 +12,20 @@ namespace Berth.HostAgent.Cri;
 /// </summary>
 internal sealed class CriClient : IDisposable
 {
-    // What the old hand-rolled client accepted: a node with thousands of sandboxes lists more than gRPC's 4 MiB default.
+    // A node with thousands of sandboxes lists more than gRPC's 4 MiB default.
     private const int MaxAnswer = 16 << 20;
     private readonly GrpcChannel _channel;
     private readonly TimeSpan _deadline;
+    private readonly TimeProvider _time;
     private readonly RuntimeService.RuntimeServiceClient _runtime;
 
-    public CriClient(string socketPath, TimeSpan deadline)
+    public CriClient(string socketPath, TimeSpan deadline, TimeProvider time)
     {
-        Socket = socketPath;
         _deadline = deadline;
+        _time = time;
         _channel = UnixChannel.For(socketPath, MaxAnswer);
         _runtime = new RuntimeService.RuntimeServiceClient(_channel);
     }
-
-    public string Socket { get; }
 
     /// <summary>
     /// One call of the generated client with the configured deadline from now. gRPC reports a deadline and a
@@ -37,16 +36,13 @@ internal sealed class CriClient : IDisposable
     {
         try
         {
-            return await call(_runtime, new CallOptions(deadline: DateTime.UtcNow + _deadline, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return await call(_runtime, new CallOptions(deadline: _time.GetUtcNow().UtcDateTime + _deadline, cancellationToken: cancellationToken)).ConfigureAwait(false);
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
         {
             throw new OperationCanceledException(e.Message, e, cancellationToken);
         }
     }
-
-    public Task<VersionResponse> VersionAsync(CancellationToken cancellationToken = default) =>
-        CallAsync((r, o) => r.VersionAsync(new VersionRequest { Version = "v1" }, o), cancellationToken);
 
     public async Task<IReadOnlyList<PodSandbox>> ListPodSandboxAsync(PodSandboxFilter? filter = null, CancellationToken cancellationToken = default) =>
         (await CallAsync((r, o) => r.ListPodSandboxAsync(new ListPodSandboxRequest { Filter = filter }, o), cancellationToken).ConfigureAwait(false)).Items;

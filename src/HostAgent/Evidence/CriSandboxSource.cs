@@ -10,7 +10,7 @@ namespace Berth.HostAgent.Evidence;
 /// when none exists the answer is unknown (at boot the runtime is not up yet). Any failing runtime makes the
 /// whole answer unknown: a sandbox it would have listed must not be taken for dead.
 /// </summary>
-internal sealed class CriSandboxSource(IReadOnlyList<string> sockets, TimeSpan timeout) : ISandboxSource
+internal sealed class CriSandboxSource(IReadOnlyList<string> sockets, TimeSpan timeout, TimeProvider time) : ISandboxSource
 {
     public async Task<SandboxList> ReadySandboxesAsync(CancellationToken cancellationToken)
     {
@@ -20,7 +20,7 @@ internal sealed class CriSandboxSource(IReadOnlyList<string> sockets, TimeSpan t
         var ready = new HashSet<string>(StringComparer.Ordinal);
         foreach (var socket in present)
         {
-            using var client = new CriClient(socket, timeout);
+            using var client = new CriClient(socket, timeout, time);
             try
             {
                 foreach (var sandbox in await client.ListPodSandboxAsync(cancellationToken: cancellationToken).ConfigureAwait(false))

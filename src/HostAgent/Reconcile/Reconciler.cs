@@ -28,11 +28,11 @@ internal sealed record ReconcileReport(IReadOnlyList<Decision> Decisions, TimeSp
 /// </summary>
 internal sealed class Reconciler(
     ILeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime, TimeSpan gracePeriod, string actor,
-    HostLocalGuard? guard = null)
+    TimeProvider time, HostLocalGuard? guard = null)
 {
     public async Task<ReconcileReport> PassAsync(bool dryRun, CancellationToken cancellationToken)
     {
-        var watch = Stopwatch.StartNew();
+        var started = time.GetTimestamp();
         var leases = store.Read(tx => tx.AllLeases());
         var evidence = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
         var decisions = new List<Decision>();
@@ -92,7 +92,7 @@ internal sealed class Reconciler(
             warnings.Add(why);
             skipped[SkippedEntries.Runtime] = 1;
         }
-        return new ReconcileReport(decisions, watch.Elapsed, dryRun, warnings, skipped);
+        return new ReconcileReport(decisions, time.GetElapsedTime(started), dryRun, warnings, skipped);
     }
 
     /// <summary>

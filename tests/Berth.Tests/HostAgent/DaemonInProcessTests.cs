@@ -51,7 +51,7 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
             return new SandboxList(true, new HashSet<string>());
         });
         var config = new AgentConfig { Interval = TimeSpan.FromMinutes(1), MetricsEnabled = false, GracePeriod = TimeSpan.FromHours(1), HostLocalDirs = [] };
-        _host = AgentDaemon.CreateHost(config, _store, _clock, _netns, new NoProcesses(), _runtime, _notifier, Watchdog, _time);
+        _host = AgentDaemon.CreateHost(new AgentServices(config, _store, _clock, _time, _netns, new NoProcesses(), _runtime), _notifier, Watchdog);
         await _host.StartAsync();
     }
 
@@ -175,20 +175,5 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
     private sealed class NoProcesses : IProcessNamespaces
     {
         public IReadOnlySet<ulong>? NetnsInodes() => new HashSet<ulong>();
-    }
-
-    /// <summary>A fake clock that also tells when the code under test starts waiting on it.</summary>
-    private sealed class TimerWatch : FakeTimeProvider
-    {
-        private readonly SemaphoreSlim _created = new(0);
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
-        {
-            var timer = base.CreateTimer(callback, state, dueTime, period);
-            _created.Release();
-            return timer;
-        }
-
-        public Task NextTimerAsync() => _created.WaitAsync(TimeSpan.FromSeconds(60));
     }
 }

@@ -24,7 +24,7 @@ public sealed class CriClientTests : IDisposable
     public async Task ListPodSandbox_returns_the_runtime_s_sandboxes_with_their_fields()
     {
         await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"), Listing(Sandbox("a", PodSandboxState.SandboxReady), Sandbox("b", PodSandboxState.SandboxNotready)));
-        using var client = new CriClient(server.Socket, Deadline);
+        using var client = new CriClient(server.Socket, Deadline, TimeProvider.System);
 
         var sandboxes = await client.ListPodSandboxAsync(new PodSandboxFilter { LabelSelector = { ["app"] = "web" } });
 
@@ -43,7 +43,7 @@ public sealed class CriClientTests : IDisposable
             "Version" => new FakeCriServer.Answer(new VersionResponse { RuntimeName = "fake", RuntimeApiVersion = "v1" }),
             _ => new FakeCriServer.Answer(null, (int)StatusCode.Unimplemented),
         }));
-        using var client = new CriClient(server.Socket, Deadline);
+        using var client = new CriClient(server.Socket, Deadline, TimeProvider.System);
         var config = new PodSandboxConfig
         {
             Metadata = new PodSandboxMetadata { Name = "web", Namespace = "default", Uid = "u1" },
@@ -51,7 +51,7 @@ public sealed class CriClientTests : IDisposable
         };
 
         var id = (await client.CallAsync((r, o) => r.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config, RuntimeHandler = "runc" }, o), default)).PodSandboxId;
-        var version = await client.VersionAsync();
+        var version = await client.CallAsync((r, o) => r.VersionAsync(new VersionRequest { Version = "v1" }, o), default);
 
         Assert.Equal("sb-web", id);
         Assert.Equal("fake", version.RuntimeName);
@@ -65,7 +65,7 @@ public sealed class CriClientTests : IDisposable
     {
         await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"),
             (_, _, _) => Task.FromResult(new FakeCriServer.Answer(null, 5, "sandbox \"x\" not found")));
-        using var client = new CriClient(server.Socket, Deadline);
+        using var client = new CriClient(server.Socket, Deadline, TimeProvider.System);
 
         var e = await Assert.ThrowsAsync<RpcException>(() => client.ListPodSandboxAsync());
 
@@ -78,7 +78,7 @@ public sealed class CriClientTests : IDisposable
     {
         var never = new TaskCompletionSource<FakeCriServer.Answer>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (_, _, aborted) => never.Task.WaitAsync(aborted));
-        using var client = new CriClient(server.Socket, TimeSpan.FromMilliseconds(300));
+        using var client = new CriClient(server.Socket, TimeSpan.FromMilliseconds(300), TimeProvider.System);
 
         var e = await Assert.ThrowsAsync<RpcException>(() => client.ListPodSandboxAsync());
 
@@ -90,7 +90,7 @@ public sealed class CriClientTests : IDisposable
     {
         var never = new TaskCompletionSource<FakeCriServer.Answer>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (_, _, aborted) => never.Task.WaitAsync(aborted));
-        using var client = new CriClient(server.Socket, Deadline);
+        using var client = new CriClient(server.Socket, Deadline, TimeProvider.System);
         using var stop = new CancellationTokenSource();
 
         var call = client.ListPodSandboxAsync(cancellationToken: stop.Token);
@@ -105,7 +105,7 @@ public sealed class CriClientTests : IDisposable
         await using var server = await FakeCriServer.StartAsync(_dir.File("cri.sock"),
             (_, _, _) => Task.FromResult(new FakeCriServer.Answer(null, Raw: [0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])));
 
-        var list = await new CriSandboxSource([server.Socket], Deadline).ReadySandboxesAsync(default);
+        var list = await new CriSandboxSource([server.Socket], Deadline, TimeProvider.System).ReadySandboxesAsync(default);
 
         Assert.False(list.Known);
         Assert.Contains(server.Socket, list.Problem);
@@ -114,7 +114,7 @@ public sealed class CriClientTests : IDisposable
     [Fact]
     public async Task No_configured_socket_means_a_known_empty_answer()
     {
-        var list = await new CriSandboxSource([], Deadline).ReadySandboxesAsync(default);
+        var list = await new CriSandboxSource([], Deadline, TimeProvider.System).ReadySandboxesAsync(default);
 
         Assert.True(list.Known);
         Assert.Empty(list.ReadyIds);
@@ -123,7 +123,7 @@ public sealed class CriClientTests : IDisposable
     [Fact]
     public async Task Configured_sockets_that_do_not_exist_make_the_answer_unknown()
     {
-        var list = await new CriSandboxSource([_dir.File("no.sock")], Deadline).ReadySandboxesAsync(default);
+        var list = await new CriSandboxSource([_dir.File("no.sock")], Deadline, TimeProvider.System).ReadySandboxesAsync(default);
 
         Assert.False(list.Known);
         Assert.Contains("no runtime socket found", list.Problem);
@@ -137,7 +137,7 @@ public sealed class CriClientTests : IDisposable
         using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         s.Bind(new UnixDomainSocketEndPoint(stale));
 
-        var list = await new CriSandboxSource([stale], Deadline).ReadySandboxesAsync(default);
+        var list = await new CriSandboxSource([stale], Deadline, TimeProvider.System).ReadySandboxesAsync(default);
 
         Assert.True(File.Exists(stale));
         Assert.False(list.Known);
@@ -149,7 +149,7 @@ public sealed class CriClientTests : IDisposable
         await using var a = await FakeCriServer.StartAsync(_dir.File("a.sock"), Listing(Sandbox("a1", PodSandboxState.SandboxReady), Sandbox("a2", PodSandboxState.SandboxNotready)));
         await using var b = await FakeCriServer.StartAsync(_dir.File("b.sock"), Listing(Sandbox("b1", PodSandboxState.SandboxReady)));
 
-        var list = await new CriSandboxSource([a.Socket, _dir.File("absent.sock"), b.Socket], Deadline).ReadySandboxesAsync(default);
+        var list = await new CriSandboxSource([a.Socket, _dir.File("absent.sock"), b.Socket], Deadline, TimeProvider.System).ReadySandboxesAsync(default);
 
         Assert.True(list.Known);
         Assert.Equal(["a1", "b1"], list.ReadyIds.Order());
@@ -161,7 +161,7 @@ public sealed class CriClientTests : IDisposable
         await using var good = await FakeCriServer.StartAsync(_dir.File("good.sock"), Listing(Sandbox("a1", PodSandboxState.SandboxReady)));
         await using var bad = await FakeCriServer.StartAsync(_dir.File("bad.sock"), (_, _, _) => Task.FromResult(new FakeCriServer.Answer(null, 14, "shutting down")));
 
-        var list = await new CriSandboxSource([good.Socket, bad.Socket], Deadline).ReadySandboxesAsync(default);
+        var list = await new CriSandboxSource([good.Socket, bad.Socket], Deadline, TimeProvider.System).ReadySandboxesAsync(default);
 
         Assert.False(list.Known);
         Assert.Contains("shutting down", list.Problem);

@@ -45,7 +45,7 @@ public sealed class ReconcileTests : IDisposable
         return lease;
     }
 
-    private Reconciler Reconciler() => new(_store, _clock, _netns, _processes, _runtime, Grace, "berth-agent");
+    private Reconciler Reconciler() => new(_store, _clock, _netns, _processes, _runtime, Grace, "berth-agent", TimeProvider.System);
 
     private ReconcileReport Pass(bool dryRun = false) => Reconciler().PassAsync(dryRun, CancellationToken.None).GetAwaiter().GetResult();
 
