@@ -5,8 +5,6 @@ public static class ErrorCodes
 {
     /// <summary>Incompatible CNI version.</summary>
     public const int IncompatibleVersion = 1;
-    /// <summary>Unsupported field in the network configuration.</summary>
-    public const int UnsupportedField = 2;
     /// <summary>Container unknown or does not exist.</summary>
     public const int UnknownContainer = 3;
     /// <summary>Invalid necessary environment variables, like CNI_COMMAND or CNI_CONTAINERID.</summary>

@@ -174,7 +174,7 @@ public sealed partial class SqliteLeaseStore
         }
     }
 
-    /// <summary>Recomputes the runs table from the leases (migration, and the repair for a damaged index).</summary>
+    /// <summary>Computes the runs table from the leases (the migration that adds it).</summary>
     internal static void RebuildRuns(SqliteDb db)
     {
         db.Execute("DELETE FROM runs");

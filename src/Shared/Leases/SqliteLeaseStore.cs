@@ -231,12 +231,6 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
 
     private const long WalTruncateBytes = 256 * 1024;
 
-    /// <summary>Runs statements outside any lease transaction (tests and migrations).</summary>
-    internal void Execute(string sql) => _db.Execute(sql);
-
-    /// <summary>The first column of the first row, as a long.</summary>
-    internal long Scalar(string sql) => _db.Scalar(sql);
-
     /// <inheritdoc />
     public void Dispose() => _db.Dispose();
 }
