@@ -87,10 +87,9 @@ internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin
                 throw Env($"invalid characters in CNI_CONTAINERID \"{ConfigParser.Clip(containerId)}\": only letters, digits, '_', '.' and '-', starting with a letter or digit");
             }
             if (ifName.Length == 0) throw Env("CNI_IFNAME is not set");
-            if (System.Text.Encoding.UTF8.GetByteCount(ifName) > 15) throw Env($"CNI_IFNAME \"{ConfigParser.Clip(ifName)}\" is longer than 15 bytes");
-            if (ifName is "." or ".." || ifName.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c)))
+            if (!ConfigParser.IsIfName(ifName))
             {
-                throw Env($"CNI_IFNAME \"{ConfigParser.Clip(ifName)}\" contains '/', ':', whitespace, or is '.' or '..'");
+                throw Env($"CNI_IFNAME \"{ConfigParser.Clip(ifName)}\" is not an interface name: at most 15 bytes, not '.' or '..', without '/', ':' or whitespace");
             }
         }
         if (command is "ADD" or "CHECK" && netns.Length == 0) throw Env("CNI_NETNS is not set");

@@ -113,11 +113,11 @@ internal sealed class HostLocalNetwork : IDisposable
     {
         if (ReadText(address.ToString(), out var text) is { } problem) return (null, problem);
         if (text.Length == 0) return (null, EmptyFile);
-        // "ID\r\nifname" since host-local 0.8; only "ID" before.
+        // "ID\r\nifname" since host-local 0.8; only "ID" before (no interface name then).
         var lines = text.Split('\n');
         var id = lines[0].TrimEnd('\r');
         var ifName = lines.Length > 1 ? lines[1].TrimEnd('\r') : "";
-        if ((lines.Length > 2 && lines[2].Length > 0) || !ConfigParser.IsIdentifier(id) || !IsIfName(ifName))
+        if ((lines.Length > 2 && lines[2].Length > 0) || !ConfigParser.IsIdentifier(id) || (ifName.Length > 0 && !ConfigParser.IsIfName(ifName)))
         {
             return (null, "does not hold a container ID and an interface name");
         }
@@ -190,9 +190,6 @@ internal sealed class HostLocalNetwork : IDisposable
     /// <summary>Whether a name is an address in host-local's spelling (Go's net.IP.String: canonical).</summary>
     private static bool IsAddressName(string name, out IPAddress address) =>
         Ip.TryParse(name, out address!) && address.ToString() == name;
-
-    private static bool IsIfName(string name) =>
-        name.Length <= 15 && !name.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c));
 
     /// <summary>Reads a small file of this directory without following a symlink; null, or what is wrong with it.</summary>
     private string? ReadText(string name, out string text)

@@ -102,6 +102,17 @@ public static class ConfigParser
     public static bool IsIdentifier(string text) =>
         text.Length > 0 && char.IsAsciiLetterOrDigit(text[0]) && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');
 
+    /// <summary>
+    /// Whether text can name a network interface, by the rules of the CNI skeleton (libcni's ValidateInterfaceName,
+    /// which are the kernel's): 1 to 15 bytes (IFNAMSIZ less its NUL), not "." or "..", without '/', ':' or
+    /// whitespace; control characters are refused too. The plugin checks CNI_IFNAME with it, and the guardian the
+    /// names in host-local's files: host-local gets its CNI_IFNAME through the same skeleton, and a name the kernel
+    /// refuses never named an attachment, so a file holding one is not host-local's record (it is skipped, never deleted).
+    /// </summary>
+    public static bool IsIfName(string text) =>
+        text.Length > 0 && System.Text.Encoding.UTF8.GetByteCount(text) <= 15 && text is not ("." or "..")
+        && !text.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c));
+
     /// <summary>The subnets that stand for the node's pod subnets, as Calico spells them (it compares without case).</summary>
     public const string UsePodCidr = "usePodCidr", UsePodCidrIPv6 = "usePodCidrIPv6";
 

@@ -249,4 +249,23 @@ public sealed class ConfigParserTests : IDisposable
         Assert.Equal(ErrorCodes.InvalidConfig, Assert.Throws<CniException>(() => Parse(Ipam, extra: ""","runtimeConfig":{"ips":["010.0.0.7/24"]}""")).Code);
         Assert.Equal("10.0.0.7", Assert.Single(Parse(Ipam, cniArgs: "IP=10.0.0.7").RequestedAddresses).ToString());
     }
+
+    [Theory]
+    [InlineData("eth0", true)]
+    [InlineData("net1.100", true)]
+    [InlineData("abcdefghijklmno", true)] // 15 bytes
+    [InlineData("abcdefghijklmnop", false)] // 16 bytes
+    [InlineData("ééééééé", true)] // 14 bytes
+    [InlineData("éééééééé", false)] // 8 characters, 16 bytes: the kernel counts bytes
+    [InlineData("", false)]
+    [InlineData(".", false)]
+    [InlineData("..", false)]
+    [InlineData("...", true)]
+    [InlineData("a/b", false)]
+    [InlineData("a:b", false)]
+    [InlineData("a b", false)]
+    [InlineData("a\tb", false)]
+    [InlineData("a\u0001", false)]
+    public void An_interface_name_follows_the_CNI_skeletons_rules(string name, bool valid) =>
+        Assert.Equal(valid, ConfigParser.IsIfName(name));
 }
