@@ -27,17 +27,25 @@ public sealed class HostLocalLockTests : IDisposable
         return fd;
     }
 
+    /// <summary>host-local holds <paramref name="held"/>; the network's lock is being taken, and waits on the clock.</summary>
+    private async Task<(int Holder, HostLocalNetwork Network, Task<bool> Locking)> LockWhileHeldAsync(string held)
+    {
+        var holder = Hold(Path.Combine(NetworkDir, held));
+        var network = HostLocalNetwork.Open(_dir.Path, "cbr0");
+        var locking = Task.Run(() => network.Lock(TimeSpan.FromSeconds(5), _time));
+        await _time.NextTimerAsync();
+        return (holder, network, locking);
+    }
+
     [Theory]
     [InlineData("lock")]
     [InlineData(".")]
     public async Task A_lock_that_host_local_lets_go_of_before_the_timeout_is_taken(string held)
     {
-        var holder = Hold(Path.Combine(NetworkDir, held));
-        using var network = HostLocalNetwork.Open(_dir.Path, "cbr0");
-        var locking = Task.Run(() => network.Lock(TimeSpan.FromSeconds(5), _time));
+        var (holder, network, locking) = await LockWhileHeldAsync(held);
+        using var opened = network;
 
         // Waiting on the clock, which never moves: only the holder's release can end the wait.
-        await _time.NextTimerAsync();
         Assert.False(locking.IsCompleted);
         _ = Libc.close(holder);
 
@@ -53,11 +61,9 @@ public sealed class HostLocalLockTests : IDisposable
     [InlineData(".")]
     public async Task A_lock_held_for_the_whole_timeout_is_given_up_and_nothing_is_kept(string held)
     {
-        var holder = Hold(Path.Combine(NetworkDir, held));
-        using var network = HostLocalNetwork.Open(_dir.Path, "cbr0");
-        var locking = Task.Run(() => network.Lock(TimeSpan.FromSeconds(5), _time));
+        var (holder, network, locking) = await LockWhileHeldAsync(held);
+        using var opened = network;
 
-        await _time.NextTimerAsync();
         _time.Advance(TimeSpan.FromSeconds(5));
 
         Assert.False(await locking.WaitAsync(TimeSpan.FromSeconds(60)));
