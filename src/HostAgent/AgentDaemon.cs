@@ -163,7 +163,7 @@ internal sealed class AgentDaemon(
         {
             foreach (var line in said.Split('\n', StringSplitOptions.RemoveEmptyEntries)) logger.LogWarning("pools: {Warning}", line);
         }
-        return MetricsText.Render(store, clock.BootId, _figures, pools.Ranges) + startup?.Locks?.Metrics();
+        return MetricsText.Render(store, clock, _figures, pools.Ranges) + startup?.Locks?.Metrics();
     }
 
     private async Task<bool> StartedAsync(CancellationToken stop)

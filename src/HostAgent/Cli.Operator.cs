@@ -58,16 +58,15 @@ internal static partial class Cli
         var rows = store.Read(tx => tx.AllLeases()).Where(l => network is null || l.Network == network)
             .Select(l => new LeaseRow(l, LeaseStores.Berth, Boot(l), Age(l), evidence.Judge(l))).ToList();
         var scan = HostLocalDirs.Scan(config.HostLocalDirs, network);
-        var seen = store.Read(tx => tx.GuardedFiles()).ToDictionary(g => (g.Dir, g.Network, g.Address.ToString()));
+        var ledger = store.Read(GuardLedger.Read);
         foreach (var file in scan.Files)
         {
-            var row = seen.GetValueOrDefault((file.Dir, file.Network, file.Address.ToString()));
-            if (row is not null && row.SameOwner(file.ContainerId, file.IfName))
+            if (ledger.Seen(file) is { } row)
             {
                 rows.Add(new LeaseRow(row.AsLease(), row.Store, Boot(row.AsLease()), Age(row.AsLease()), evidence.Judge(row.AsLease())));
                 continue;
             }
-            var unseen = new GuardedFile(file.Dir, file.Network, file.Address, file.ContainerId, file.IfName, "", TimeSpan.Zero, DateTimeOffset.UnixEpoch).AsLease();
+            var unseen = GuardLedger.NotSeen(file, Clock);
             rows.Add(new LeaseRow(unseen, LeaseStores.HostLocal(file.Dir), "unseen", null, evidence.Judge(unseen)));
         }
         foreach (var w in scan.Warnings) Console.Error.WriteLine($"berth-agent: warning: {w}");
@@ -82,7 +81,7 @@ internal static partial class Cli
                     w.WriteStartObject();
                     LeaseFields(w, lease, row.Store);
                     w.WriteString("boot", row.Boot);
-                    w.WriteString("bootId", lease.BootId.Length > 0 ? lease.BootId : null);
+                    w.WriteString("bootId", row.Age is null || lease.BootId.Length == 0 ? null : lease.BootId);
                     w.WriteString(row.Store == LeaseStores.Berth ? "createdAt" : "firstSeenAt",
                         row.Age is null ? null : lease.CreatedAt.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
                     if (row.Age is { } age) w.WriteNumber("ageSeconds", Math.Round(age.TotalSeconds));
@@ -99,12 +98,12 @@ internal static partial class Cli
             return Ok;
         }
         Console.Write(TextTable.Render(["ADDRESS", "NETWORK", "STORE", "OWNER", "AGE", "BOOT", "EVIDENCE"],
-            rows.Select(r => (IReadOnlyList<string>)[r.Lease.Address.ToString(), r.Lease.Network, LeaseStores.Kind(r.Store), r.Lease.Owner, r.Age is { } a ? Human(a) : "-",
+            rows.Select(r => (IReadOnlyList<string>)[r.Lease.Address.ToString(), r.Lease.Network, LeaseStores.Kind(r.Store), r.Lease.Owner, r.Age is { } a ? LeaseAge.Format(a) : "-",
                 r.Boot, r.Evidence.Kind.ToString().ToLowerInvariant()])));
         return Ok;
     }
 
-    private static string Boot(Lease lease) => lease.BootId == Clock.BootId ? "current" : "previous";
+    private static string Boot(Lease lease) => new Liveness(Clock).IsEarlierBoot(lease.BootId) ? "previous" : "current";
 
     private static int History(ParseResult parse, string? ip, string? since, int limit)
     {
@@ -169,7 +168,7 @@ internal static partial class Cli
     {
         var (config, store) = Open(parse, StoreAccess.Read);
         using var _ = store;
-        var findings = HealthCheck.Run(store, Clock.BootId, config.HostLocalDirs, config.CniConfDirs);
+        var findings = HealthCheck.Run(store, Clock, config.HostLocalDirs, config.CniConfDirs);
         var problems = findings.Count(f => !f.IsNote);
         if (parse.GetValue(JsonOption))
         {
@@ -213,10 +212,7 @@ internal static partial class Cli
         return Ok;
     }
 
-    /// <summary>A lease's age on the clock that can measure it: the boot clock within this boot, the wall clock across boots.</summary>
-    private static TimeSpan Age(Lease lease) => lease.BootId == Clock.BootId ? Clock.SinceBoot - lease.SinceBoot : Time.GetUtcNow() - lease.CreatedAt;
-
-    private static string Human(TimeSpan t) => t.TotalDays >= 1 ? $"{t.TotalDays:0}d{t.Hours}h" : t.TotalHours >= 1 ? $"{t.TotalHours:0}h{t.Minutes}m" : t.TotalMinutes >= 1 ? $"{t.TotalMinutes:0}m" : $"{Math.Max(0, t.TotalSeconds):0}s";
+    private static TimeSpan Age(Lease lease) => LeaseAge.Shown(lease, new Liveness(Clock), Time);
 
     private static DateTimeOffset? Since(string text)
     {

@@ -135,7 +135,7 @@ internal static partial class Cli
 
     private static ISandboxSource Runtime(AgentConfig config) => new CriSandboxSource(config.RuntimeSockets, config.RuntimeTimeout);
 
-    private static Reconciler Reconciler(AgentConfig config, ILeaseStore store) =>
+    private static Reconciler Reconciler(AgentConfig config, ILeaseStore<IAgentTransaction> store) =>
         new(store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config), config.GracePeriod, Actor, HostLocalGuard.For(config, store, Clock, Actor));
 
     /// <summary>What a command may do to the store: only read it (also on a read-only filesystem), write it, or create it when missing.</summary>

@@ -70,7 +70,7 @@ public sealed class OperatorInProcessTests : IDisposable
     [Fact]
     public void Check_finds_nothing_in_a_healthy_store_and_a_full_range_when_full()
     {
-        Assert.Empty(HealthCheck.Run(_store, "boot-1", []));
+        Assert.Empty(HealthCheck.Run(_store, new FakeBootClock("boot-1"), []));
         var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
         foreach (var id in new[] { "c3", "c4", "c5" })
         {
@@ -81,8 +81,8 @@ public sealed class OperatorInProcessTests : IDisposable
             });
         }
 
-        Assert.Equal(["range-full"], HealthCheck.Run(_store, "boot-1", []).Select(f => f.Kind));
-        Assert.Equal(["range-full", "previous-boot"], HealthCheck.Run(_store, "boot-2", []).Select(f => f.Kind));
+        Assert.Equal(["range-full"], HealthCheck.Run(_store, new FakeBootClock("boot-1"), []).Select(f => f.Kind));
+        Assert.Equal(["range-full", "previous-boot"], HealthCheck.Run(_store, new FakeBootClock("boot-2"), []).Select(f => f.Kind));
     }
 
     [Fact]
