@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Berth.HostAgent.HostLocal;
 using Berth.Shared.Config;
 using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
@@ -54,7 +55,7 @@ internal static class MetricsText
         foreach (var r in ranges) Sample(text, "berth_range_leased", r.Labels, r.Leased);
         foreach (var p in pools) Sample(text, "berth_range_leased", PoolLabels(p), p.Used);
         // A guarded host-local file's boot is the one the agent first saw it in (as of its last pass).
-        var files = store.Read(tx => tx.GuardedFiles()).GroupBy(f => f.Store).OrderBy(g => g.Key, StringComparer.Ordinal)
+        var files = store.Read(GuardLedger.Read).Rows.GroupBy(f => f.Store).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => (Store: g.Key, Current: g.LongCount(f => !liveness.IsEarlierBoot(f.BootId)), Previous: g.LongCount(f => liveness.IsEarlierBoot(f.BootId))));
         Family(text, "berth_leases", "gauge", "Leases by the boot they were made in (guarded host-local files: first seen in).");
         Sample(text, "berth_leases", $"store=\"{LeaseStores.Berth}\",boot=\"current\"", current);
