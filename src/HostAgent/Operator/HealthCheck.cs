@@ -88,7 +88,8 @@ internal static class HealthCheck
     {
         var scan = HostLocalDirs.Scan(dirs);
         var ledger = store.Read(GuardLedger.Read);
-        var earlier = scan.Files.Where(f => ledger.SeenInEarlierBoot(f, liveness));
+        // In the ledger's order (directory, then network), as the findings were always listed.
+        var earlier = scan.Files.Where(f => ledger.SeenInEarlierBoot(f, liveness)).OrderBy(f => f.Dir, StringComparer.Ordinal).ThenBy(f => f.Network, StringComparer.Ordinal);
         foreach (var group in earlier.GroupBy(g => (g.Dir, g.Network)))
         {
             findings.Add(new Finding("host-local-previous-boot",
