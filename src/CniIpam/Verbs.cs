@@ -99,7 +99,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     private Allocator Allocator(ILeaseTransaction tx) => new(tx, services.BootClock, services.Time, services.Netns);
 
-    private SqliteLeaseStore? Open(IpamConfig config, bool create)
+    private ILeaseStore<IStoreTransaction>? Open(IpamConfig config, bool create)
     {
         if (!create && !File.Exists(config.StorePath))
         {

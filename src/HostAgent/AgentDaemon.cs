@@ -159,7 +159,7 @@ internal sealed class AgentDaemon(
         {
             foreach (var line in said.Split('\n', StringSplitOptions.RemoveEmptyEntries)) logger.LogWarning("pools: {Warning}", line);
         }
-        return MetricsText.Render(agent.Store, agent.Clock.BootId, _figures, pools.Ranges) + startup?.Locks?.Metrics();
+        return MetricsText.Render(agent.Store, agent.Clock, _figures, pools.Ranges) + startup?.Locks?.Metrics();
     }
 
     private async Task<bool> StartedAsync(CancellationToken stop)

@@ -1,10 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Berth.HostAgent.Evidence;
 using Berth.HostAgent.HostLocal;
 using Berth.HostAgent.Operator;
-using Berth.Shared.Cni;
 using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
 
@@ -46,66 +44,23 @@ internal static partial class Cli
         root.Subcommands.Add(import);
     }
 
-    /// <summary>One row of `leases`: a lease of berth's store, or a host-local file (never seen by the agent: no boot, no age).</summary>
-    private sealed record LeaseRow(Lease Lease, string Store, string Boot, TimeSpan? Age, (EvidenceKind Kind, string Detail) Evidence);
-
     private static async Task<int> LeasesAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         var agent = Open(parse, StoreAccess.Read);
         var (config, store) = agent;
         using var _ = store;
-        var network = parse.GetValue(NetworkFilter);
         var evidence = await agent.GatherAsync(cancellationToken).ConfigureAwait(false);
-        var rows = store.Read(tx => tx.AllLeases()).Where(l => network is null || l.Network == network)
-            .Select(l => new LeaseRow(l, LeaseStores.Berth, Boot(l), Age(l), evidence.Judge(l))).ToList();
-        var scan = HostLocalDirs.Scan(config.HostLocalDirs, network);
-        var seen = store.Read(tx => tx.GuardedFiles()).ToDictionary(g => (g.Dir, g.Network, g.Address.ToString()));
-        foreach (var file in scan.Files)
-        {
-            var row = seen.GetValueOrDefault((file.Dir, file.Network, file.Address.ToString()));
-            if (row is not null && row.SameOwner(file.ContainerId, file.IfName))
-            {
-                rows.Add(new LeaseRow(row.AsLease(), row.Store, Boot(row.AsLease()), Age(row.AsLease()), evidence.Judge(row.AsLease())));
-                continue;
-            }
-            var unseen = new GuardedFile(file.Dir, file.Network, file.Address, file.ContainerId, file.IfName, "", TimeSpan.Zero, DateTimeOffset.UnixEpoch).AsLease();
-            rows.Add(new LeaseRow(unseen, LeaseStores.HostLocal(file.Dir), "unseen", null, evidence.Judge(unseen)));
-        }
-        foreach (var w in scan.Warnings) Console.Error.WriteLine($"berth-agent: warning: {w}");
+        var listing = LeaseListing.Gather(store, config.HostLocalDirs, parse.GetValue(NetworkFilter), evidence, Clock, Time);
+        foreach (var w in listing.Warnings) Console.Error.WriteLine($"berth-agent: warning: {w}");
         if (parse.GetValue(JsonOption))
         {
-            WriteJson(w =>
-            {
-                w.WriteStartArray("leases");
-                foreach (var row in rows)
-                {
-                    var lease = row.Lease;
-                    w.WriteStartObject();
-                    LeaseFields(w, lease, row.Store);
-                    w.WriteString("boot", row.Boot);
-                    w.WriteString("bootId", lease.BootId.Length > 0 ? lease.BootId : null);
-                    w.WriteString(row.Store == LeaseStores.Berth ? "createdAt" : "firstSeenAt",
-                        row.Age is null ? null : lease.CreatedAt.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
-                    if (row.Age is { } age) w.WriteNumber("ageSeconds", Math.Round(age.TotalSeconds));
-                    else w.WriteNull("ageSeconds");
-                    w.WriteString("netns", lease.Netns);
-                    w.WriteString("origin", lease.Origin);
-                    w.WriteString("evidence", row.Evidence.Kind.ToString().ToLowerInvariant());
-                    w.WriteString("evidenceDetail", row.Evidence.Detail);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-                WarningsField(w, scan.Warnings);
-            });
+            using var stdout = Console.OpenStandardOutput();
+            listing.WriteJson(stdout);
             return Ok;
         }
-        Console.Write(TextTable.Render(["ADDRESS", "NETWORK", "STORE", "OWNER", "AGE", "BOOT", "EVIDENCE"],
-            rows.Select(r => (IReadOnlyList<string>)[r.Lease.Address.ToString(), r.Lease.Network, LeaseStores.Kind(r.Store), r.Lease.Owner, r.Age is { } a ? Human(a) : "-",
-                r.Boot, r.Evidence.Kind.ToString().ToLowerInvariant()])));
+        Console.Write(listing.Table());
         return Ok;
     }
-
-    private static string Boot(Lease lease) => lease.BootId == Clock.BootId ? "current" : "previous";
 
     private static int History(ParseResult parse, string? ip, string? since, int limit)
     {
@@ -118,7 +73,7 @@ internal static partial class Cli
         var events = store.Query(q => q.History(new HistoryFilter(ip, parse.GetValue(NetworkFilter), from, limit)));
         if (parse.GetValue(JsonOption))
         {
-            WriteJson(w =>
+            OperatorJson.ToStdout(w =>
             {
                 w.WriteStartArray("events");
                 foreach (var e in events)
@@ -170,33 +125,17 @@ internal static partial class Cli
     {
         var (config, store) = Open(parse, StoreAccess.Read);
         using var _ = store;
-        var findings = HealthCheck.Run(store, Clock.BootId, config.HostLocalDirs, config.CniConfDirs);
-        var problems = findings.Count(f => !f.IsNote);
+        var report = new CheckReport(HealthCheck.Run(store, Clock, config.HostLocalDirs, config.CniConfDirs));
         if (parse.GetValue(JsonOption))
         {
-            WriteJson(w =>
-            {
-                w.WriteBoolean("healthy", problems == 0);
-                w.WriteStartArray("findings");
-                foreach (var f in findings)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("kind", f.Kind);
-                    w.WriteString("network", f.Network);
-                    w.WriteString("address", f.Address);
-                    w.WriteString("message", f.Message);
-                    if (f.IsNote) w.WriteBoolean("note", true);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            });
+            using var stdout = Console.OpenStandardOutput();
+            report.WriteJson(stdout);
         }
         else
         {
-            foreach (var f in findings) Console.WriteLine($"{(f.IsNote ? "note: " : "")}{f.Kind}: {f.Message}");
-            Console.WriteLine(problems == 0 ? $"healthy: {store.Path}" : $"{problems} finding(s) in {store.Path}");
+            Console.Write(report.Text(store.Path));
         }
-        return problems == 0 ? Ok : Error;
+        return report.Problems == 0 ? Ok : Error;
     }
 
     private static int Import(ParseResult parse, string directory)
@@ -214,11 +153,6 @@ internal static partial class Cli
         return Ok;
     }
 
-    /// <summary>A lease's age on the clock that can measure it: the boot clock within this boot, the wall clock across boots.</summary>
-    private static TimeSpan Age(Lease lease) => lease.BootId == Clock.BootId ? Clock.SinceBoot - lease.SinceBoot : Time.GetUtcNow() - lease.CreatedAt;
-
-    private static string Human(TimeSpan t) => t.TotalDays >= 1 ? $"{t.TotalDays:0}d{t.Hours}h" : t.TotalHours >= 1 ? $"{t.TotalHours:0}h{t.Minutes}m" : t.TotalMinutes >= 1 ? $"{t.TotalMinutes:0}m" : $"{Math.Max(0, t.TotalSeconds):0}s";
-
     private static DateTimeOffset? Since(string text)
     {
         if (text.Length > 1 && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= 0)
@@ -227,38 +161,5 @@ internal static partial class Cli
             if (span is { } s) return Time.GetUtcNow() - s;
         }
         return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : null;
-    }
-
-    private static void LeaseFields(Utf8JsonWriter w, Lease lease, string store)
-    {
-        w.WriteString("store", LeaseStores.Kind(store));
-        if (LeaseStores.HostLocalDir(store) is { } dir) w.WriteString("dir", dir);
-        w.WriteString("network", lease.Network);
-        w.WriteString("address", lease.Address.ToString());
-        w.WriteString("owner", lease.Owner);
-        w.WriteString("containerId", lease.ContainerId);
-        w.WriteString("ifname", lease.IfName);
-        w.WriteString("podNamespace", lease.PodNamespace);
-        w.WriteString("podName", lease.PodName);
-        w.WriteString("podUid", lease.PodUid);
-    }
-
-    private static void WarningsField(Utf8JsonWriter w, IReadOnlyList<string> warnings)
-    {
-        w.WriteStartArray("warnings");
-        foreach (var warning in warnings) w.WriteStringValue(warning);
-        w.WriteEndArray();
-    }
-
-    private static void WriteJson(Action<Utf8JsonWriter> body)
-    {
-        using var stdout = Console.OpenStandardOutput();
-        using (var w = new Utf8JsonWriter(stdout, new JsonWriterOptions { Indented = true }))
-        {
-            w.WriteStartObject();
-            body(w);
-            w.WriteEndObject();
-        }
-        stdout.WriteByte((byte)'\n');
     }
 }

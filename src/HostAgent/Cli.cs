@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Berth.HostAgent.Evidence;
 using Berth.HostAgent.HostLocal;
+using Berth.HostAgent.Operator;
 using Berth.HostAgent.Reconcile;
 using Berth.Shared.Cni;
 using Berth.Shared.Evidence;
@@ -84,7 +85,7 @@ internal static partial class Cli
         foreach (var w in report.Warnings) Console.Error.WriteLine($"berth-agent: warning: {w}");
         if (parse.GetValue(JsonOption))
         {
-            WriteJson(w =>
+            OperatorJson.ToStdout(w =>
             {
                 w.WriteBoolean("dryRun", report.DryRun);
                 w.WriteNumber("released", report.Released);
@@ -94,7 +95,7 @@ internal static partial class Cli
                 foreach (var d in report.Decisions)
                 {
                     w.WriteStartObject();
-                    LeaseFields(w, d.Lease, d.Store);
+                    OperatorJson.LeaseFields(w, d.Lease, d.Store);
                     w.WriteString("verdict", d.Verdict.ToString().ToLowerInvariant());
                     w.WriteString("evidence", d.Evidence.ToString().ToLowerInvariant());
                     w.WriteString("detail", d.Detail);
@@ -102,7 +103,7 @@ internal static partial class Cli
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
-                WarningsField(w, report.Warnings);
+                OperatorJson.Warnings(w, report.Warnings);
             });
             return Ok;
         }

@@ -14,26 +14,29 @@ internal sealed record GuardReport(IReadOnlyList<Decision> Decisions, IReadOnlyL
 /// <summary>
 /// The guardian of host-local's own lease files, for clusters whose CNI config names host-local and cannot be
 /// changed (RKE2's Canal). No CNI config is touched: each file is handed to the same rules as berth's leases
-/// (<see cref="Liveness"/>, <see cref="Reconciler.Decide"/>), with what host-local lets us know: the container ID
-/// (no netns, no time). A file's age is counted from when the agent first saw it, on the boot clock, as recorded
-/// in berth's store; a file seen in an earlier boot with the same owner is a lease of that boot. Every deletion
+/// (<see cref="Liveness"/>), with what host-local lets us know: the container ID (no netns, no time). A file's age
+/// is counted from when the agent first saw it, on the boot clock, as recorded in berth's store (<see cref="GuardLedger"/>);
+/// a file seen in an earlier boot with the same owner is a lease of that boot. Every deletion
 /// is made under host-local's own lock after reading the file again, and is written to berth's history.
 /// </summary>
 internal sealed class HostLocalGuard(
     IReadOnlyList<string> dirs, IReadOnlyList<string> netnsDirs, IReadOnlyList<string> sockets, TimeSpan runtimeTimeout,
-    ILeaseStore store, IBootClock clock, TimeSpan gracePeriod, string actor, TimeProvider time, TimeSpan? lockTimeout = null)
+    ILeaseStore<IAgentTransaction> store, IBootClock clock, TimeSpan gracePeriod, string actor, TimeProvider time, TimeSpan? lockTimeout = null)
 {
     /// <summary>How long a deletion waits for host-local's lock before it leaves the file to the next pass.</summary>
     private readonly TimeSpan _lockTimeout = lockTimeout ?? HostLocalNetwork.LockTimeout;
+
+    private readonly Liveness _liveness = new(clock, gracePeriod);
 
     /// <summary>The host-local data directories guarded.</summary>
     public IReadOnlyList<string> Dirs => dirs;
 
     /// <summary>The guardian the config asks for, or null when <c>hostLocal.dirs</c> is [].</summary>
-    public static HostLocalGuard? For(AgentConfig config, ILeaseStore store, IBootClock clock, string actor, TimeProvider time) => config.HostLocalDirs.Count == 0 ? null
+    public static HostLocalGuard? For(AgentConfig config, ILeaseStore<IAgentTransaction> store, IBootClock clock, string actor, TimeProvider time) => config.HostLocalDirs.Count == 0 ? null
         : new HostLocalGuard(config.HostLocalDirs, config.NetnsDirs, config.RuntimeSockets, config.RuntimeTimeout, store, clock, config.GracePeriod, actor, time);
 
-    private sealed record Candidate(HostLocalFile File, GuardedFile Seen, Reason Why);
+    /// <summary>A file to delete, as the lease it is judged as (seen, or not seen: see <see cref="GuardLedger.LeaseOf"/>).</summary>
+    private sealed record Candidate(HostLocalFile File, Lease Lease, Reason Why);
 
     private sealed record Reason(string Code, string Detail, EvidenceKind Evidence);
 
@@ -51,31 +54,30 @@ internal sealed class HostLocalGuard(
         var mayHaveRun = await BootProof.RuntimeMayHaveRunAsync(netnsDirs, sockets, runtimeTimeout, cancellationToken).ConfigureAwait(false);
         // Only when a runtime may be up is it worth asking (and then its answer keeps any sandbox it lists).
         var evidence = mayHaveRun is null ? null : await gather().ConfigureAwait(false);
-        var boot = clock.BootId;
         var decisions = new List<Decision>();
         var candidates = new List<Candidate>();
-        int Sweep(IStoreTransaction tx)
+        int Sweep(IAgentTransaction tx)
         {
-            var seen = tx.GuardedFiles().ToDictionary(Key);
+            var ledger = GuardLedger.Read(tx);
             foreach (var file in scan.Files)
             {
-                var row = seen.GetValueOrDefault(Key(file));
-                if (row is not null && row.SameOwner(file.ContainerId, file.IfName))
+                if (ledger.Seen(file) is { } row)
                 {
-                    if (row.BootId == boot) continue;
-                    var (kind, detail) = evidence?.Judge(row.AsLease()) ?? (EvidenceKind.Unknown, "the runtime was not asked: none has run in this boot");
-                    if (Liveness.Judge(earlierBoot: true, kind) == OwnerState.Alive)
+                    if (!_liveness.IsEarlierBoot(row.BootId)) continue;
+                    var lease = row.AsLease();
+                    var (kind, detail) = evidence?.Judge(lease) ?? (EvidenceKind.Unknown, "the runtime was not asked: none has run in this boot");
+                    if (_liveness.Judge(lease, kind) == OwnerState.Alive)
                     {
-                        decisions.Add(new Decision(row.AsLease(), Verdict.Keep, kind, detail, Store: row.Store));
+                        decisions.Add(new Decision(lease, Verdict.Keep, kind, detail, Store: row.Store));
                         continue;
                     }
-                    candidates.Add(new Candidate(file, row, new Reason(Reasons.HostLocalBootRecovery, $"first seen in boot {row.BootId}; {detail}", kind)));
+                    candidates.Add(new Candidate(file, lease, new Reason(Reasons.HostLocalBootRecovery, $"first seen in boot {row.BootId}; {detail}", kind)));
                     continue;
                 }
-                var first = tx.SeeGuardedFile(Guarded(file));
+                var first = GuardLedger.See(tx, file);
                 if (mayHaveRun is null)
                 {
-                    candidates.Add(new Candidate(file, first, new Reason(Reasons.HostLocalBootRecovery,
+                    candidates.Add(new Candidate(file, first.AsLease(), new Reason(Reasons.HostLocalBootRecovery,
                         $"no runtime has run in this boot (no netns pins in {string.Join(", ", netnsDirs)}, no runtime socket answers): a file of an earlier boot", EvidenceKind.None)));
                     continue;
                 }
@@ -103,7 +105,8 @@ internal sealed class HostLocalGuard(
     {
         foreach (var file in scan.EmptyFiles)
         {
-            yield return new Candidate(file, Guarded(file), new Reason(reason,
+            // An empty file was never a lease of anyone: it is not in the ledger, and is judged as not seen.
+            yield return new Candidate(file, GuardLedger.NotSeen(file, clock), new Reason(reason,
                 "empty under host-local's lock, it names no owner (a write that a power cut or a killed host-local left without its data)", EvidenceKind.None));
         }
     }
@@ -117,24 +120,23 @@ internal sealed class HostLocalGuard(
         var scan = HostLocalDirs.Scan(dirs);
         var decisions = new List<Decision>();
         var candidates = new List<GuardedFile>();
-        var files = scan.Files.ToDictionary(Key);
-        int Judge(IStoreTransaction tx)
+        var files = scan.Files.Select(f => (f.Dir, f.Network, f.Address)).ToHashSet();
+        int Judge(IAgentTransaction tx)
         {
-            var seen = tx.GuardedFiles().ToDictionary(Key);
-            foreach (var row in seen.Values)
+            var ledger = GuardLedger.Read(tx);
+            foreach (var row in ledger.Rows)
             {
                 // host-local's own DEL removed it: forget it. Only where the directory could be read this time.
-                if (!files.ContainsKey(Key(row)) && dirs.Contains(row.Dir) && scan.Read(row.Dir, row.Network)) tx.ForgetGuardedFile(row);
+                if (!files.Contains((row.Dir, row.Network, row.Address)) && dirs.Contains(row.Dir) && scan.Read(row.Dir, row.Network)) tx.ForgetGuardedFile(row);
             }
             foreach (var file in scan.Files)
             {
-                var row = seen.GetValueOrDefault(Key(file));
-                if (row is null || !row.SameOwner(file.ContainerId, file.IfName)) row = tx.SeeGuardedFile(Guarded(file));
-                var current = row;
-                var decision = Reconciler.Decide(current.AsLease(), evidence.Judge(current.AsLease()), clock, gracePeriod,
-                    () => tx.StrikeGuardedFile(current), () => tx.ClearGuardedFileStrikes(current)) with { Store = current.Store };
-                if (decision.Verdict == Verdict.Release) candidates.Add(current);
-                else decisions.Add(decision);
+                var current = ledger.Seen(file) ?? GuardLedger.See(tx, file);
+                var lease = current.AsLease();
+                var (kind, detail) = evidence.Judge(lease);
+                var judgement = _liveness.Decide(lease, kind, detail, () => tx.StrikeGuardedFile(current), () => tx.ClearGuardedFileStrikes(current));
+                if (judgement.Verdict == Verdict.Release) candidates.Add(current);
+                else decisions.Add(Decision.Of(lease, judgement, current.Store));
             }
             return 0;
         }
@@ -151,13 +153,13 @@ internal sealed class HostLocalGuard(
         {
             var lease = row.AsLease();
             var found = fresh.Judge(lease);
-            if (Reconciler.Recheck(lease, found, clock, () => { if (!dryRun) store.Write(tx => { tx.ClearGuardedFileStrikes(row); return 0; }); }) is { } kept)
+            if (_liveness.Recheck(lease, found.Kind, found.Detail, () => { if (!dryRun) store.Write(tx => { tx.ClearGuardedFileStrikes(row); return 0; }); }) is { } kept)
             {
-                decisions.Add(kept with { Store = row.Store });
+                decisions.Add(Decision.Of(lease, kept, row.Store));
                 continue;
             }
-            var detail = lease.BootId != clock.BootId ? $"first seen in boot {lease.BootId}: {found.Detail}" : $"{found.Detail}; {row.Strikes + 1} passes without evidence";
-            release.Add(new Candidate(new HostLocalFile(row.Dir, row.Network, row.Address, row.ContainerId, row.IfName), row, new Reason(Reasons.HostLocalReconcile, detail, found.Kind)));
+            var detail = _liveness.IsEarlierBoot(lease.BootId) ? $"first seen in boot {lease.BootId}: {found.Detail}" : $"{found.Detail}; {row.Strikes + 1} passes without evidence";
+            release.Add(new Candidate(new HostLocalFile(row.Dir, row.Network, row.Address, row.ContainerId, row.IfName), lease, new Reason(Reasons.HostLocalReconcile, detail, found.Kind)));
         }
         decisions.AddRange(Release(release, dryRun, warnings));
         return new GuardReport(decisions, warnings, skipped);
@@ -167,12 +169,13 @@ internal sealed class HostLocalGuard(
     private List<Decision> Release(List<Candidate> candidates, bool dryRun, List<string> warnings)
     {
         var decisions = new List<Decision>();
-        foreach (var (file, row, why) in candidates)
+        foreach (var (file, lease, why) in candidates)
         {
             var detail = $"{why.Detail}; file {file.Path}";
+            var where = LeaseStores.HostLocal(file.Dir);
             if (dryRun)
             {
-                decisions.Add(new Decision(row.AsLease(), Verdict.Release, why.Evidence, detail, Store: row.Store));
+                decisions.Add(new Decision(lease, Verdict.Release, why.Evidence, detail, Store: where));
                 continue;
             }
             try
@@ -193,18 +196,11 @@ internal sealed class HostLocalGuard(
             }
             store.Write(tx =>
             {
-                tx.RecordGuardedRelease(row, new Change(why.Code, actor, detail));
+                tx.RecordGuardedRelease(file.Dir, lease, new Change(why.Code, actor, detail));
                 return 0;
             });
-            decisions.Add(new Decision(row.AsLease(), Verdict.Release, why.Evidence, detail, Store: row.Store));
+            decisions.Add(new Decision(lease, Verdict.Release, why.Evidence, detail, Store: where));
         }
         return decisions;
     }
-
-    private GuardedFile Guarded(HostLocalFile file) =>
-        new(file.Dir, file.Network, file.Address, file.ContainerId, file.IfName, clock.BootId, clock.SinceBoot, DateTimeOffset.UnixEpoch);
-
-    private static (string, string, string) Key(HostLocalFile f) => (f.Dir, f.Network, f.Address.ToString());
-
-    private static (string, string, string) Key(GuardedFile f) => (f.Dir, f.Network, f.Address.ToString());
 }

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
+using Berth.HostAgent.HostLocal;
 using Berth.Shared.Config;
+using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
 
 namespace Berth.HostAgent.Metrics;
@@ -22,8 +24,10 @@ internal static class MetricsText
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    public static string Render(SqliteLeaseStore store, string bootId, DaemonFigures daemon, IReadOnlyList<Pools.PoolRange>? guarded = null)
+    public static string Render(SqliteLeaseStore store, IBootClock clock, DaemonFigures daemon, IReadOnlyList<Pools.PoolRange>? guarded = null)
     {
+        var bootId = clock.BootId;
+        var liveness = new Liveness(clock);
         var text = new StringBuilder();
         var ranges = new List<(string Labels, UInt128 Capacity, long Leased)>();
         var (current, previous, releases, releasesThisBoot) = store.Query(q =>
@@ -51,8 +55,8 @@ internal static class MetricsText
         foreach (var r in ranges) Sample(text, "berth_range_leased", r.Labels, r.Leased);
         foreach (var p in pools) Sample(text, "berth_range_leased", PoolLabels(p), p.Used);
         // A guarded host-local file's boot is the one the agent first saw it in (as of its last pass).
-        var files = store.Read(tx => tx.GuardedFiles()).GroupBy(f => f.Store).OrderBy(g => g.Key, StringComparer.Ordinal)
-            .Select(g => (Store: g.Key, Current: g.LongCount(f => f.BootId == bootId), Previous: g.LongCount(f => f.BootId != bootId)));
+        var files = store.Read(GuardLedger.Read).Rows.GroupBy(f => f.Store).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => (Store: g.Key, Current: g.LongCount(f => !liveness.IsEarlierBoot(f.BootId)), Previous: g.LongCount(f => liveness.IsEarlierBoot(f.BootId))));
         Family(text, "berth_leases", "gauge", "Leases by the boot they were made in (guarded host-local files: first seen in).");
         Sample(text, "berth_leases", $"store=\"{LeaseStores.Berth}\",boot=\"current\"", current);
         Sample(text, "berth_leases", $"store=\"{LeaseStores.Berth}\",boot=\"previous\"", previous);

@@ -1,4 +1,5 @@
 using Berth.HostAgent.Reconcile;
+using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
 
 namespace Berth.HostAgent.Node;

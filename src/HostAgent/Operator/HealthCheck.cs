@@ -1,5 +1,6 @@
 using Berth.HostAgent.HostLocal;
 using Berth.Shared.Config;
+using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
 
 namespace Berth.HostAgent.Operator;
@@ -20,8 +21,9 @@ internal sealed record Finding(string Kind, string Message, string? Network = nu
 /// </summary>
 internal static class HealthCheck
 {
-    public static IReadOnlyList<Finding> Run(SqliteLeaseStore store, string bootId, IReadOnlyList<string> hostLocalDirs, IReadOnlyList<string>? cniConfDirs = null)
+    public static IReadOnlyList<Finding> Run(SqliteLeaseStore store, IBootClock clock, IReadOnlyList<string> hostLocalDirs, IReadOnlyList<string>? cniConfDirs = null)
     {
+        var liveness = new Liveness(clock);
         var findings = new List<Finding>();
         var integrity = store.Query(q => q.IntegrityCheck());
         if (integrity is not ["ok"])
@@ -52,11 +54,11 @@ internal static class HealthCheck
                 else if (share > 0.9) findings.Add(new Finding("range-nearly-full", $"network {network} range set {set.Index} ({set}) is {share:P0} used: {used} of {capacity}", network));
             }
         }
-        foreach (var group in leases.Where(l => l.BootId != bootId).GroupBy(l => l.Network))
+        foreach (var group in leases.Where(l => liveness.IsEarlierBoot(l.BootId)).GroupBy(l => l.Network))
         {
             findings.Add(new Finding("previous-boot", $"network {group.Key}: {group.Count()} leases from earlier boots remain (has 'berth-agent recover' run this boot?)", group.Key));
         }
-        HostLocal(store, bootId, hostLocalDirs, findings);
+        HostLocal(store, liveness, hostLocalDirs, findings);
         if (cniConfDirs is not null) GuardedPools(hostLocalDirs, cniConfDirs, findings);
         return findings;
     }
@@ -82,12 +84,12 @@ internal static class HealthCheck
         foreach (var w in report.Warnings.Where(w => w.StartsWith("CNI config", StringComparison.Ordinal))) findings.Add(new Finding("cni-config-skipped", w));
     }
 
-    private static void HostLocal(SqliteLeaseStore store, string bootId, IReadOnlyList<string> dirs, List<Finding> findings)
+    private static void HostLocal(SqliteLeaseStore store, Liveness liveness, IReadOnlyList<string> dirs, List<Finding> findings)
     {
         var scan = HostLocalDirs.Scan(dirs);
-        var present = scan.Files.Select(f => (f.Dir, f.Network, f.Address.ToString(), f.ContainerId, f.IfName)).ToHashSet();
-        var earlier = store.Read(tx => tx.GuardedFiles())
-            .Where(g => g.BootId != bootId && present.Contains((g.Dir, g.Network, g.Address.ToString(), g.ContainerId, g.IfName)));
+        var ledger = store.Read(GuardLedger.Read);
+        // In the ledger's order (directory, then network), as the findings were always listed.
+        var earlier = scan.Files.Where(f => ledger.SeenInEarlierBoot(f, liveness)).OrderBy(f => f.Dir, StringComparer.Ordinal).ThenBy(f => f.Network, StringComparer.Ordinal);
         foreach (var group in earlier.GroupBy(g => (g.Dir, g.Network)))
         {
             findings.Add(new Finding("host-local-previous-boot",

@@ -29,7 +29,7 @@ internal sealed class HostLocalImport(SqliteLeaseStore store, IBootClock clock, 
         }
         var report = new ImportReport([], [], [], [], [.. scan.Warnings]);
         var recorded = store.Query(q => q.Networks()).ToDictionary(n => n.Network, n => RecordedRanges.Parse(n.Network, n.Ranges));
-        ImportReport Act(IStoreTransaction tx)
+        ImportReport Act(IAgentTransaction tx)
         {
             foreach (var network in scan.Files.Select(f => f.Network).Concat(scan.Cursors.Select(c => c.Network)).Distinct().Order(StringComparer.Ordinal))
             {
@@ -41,7 +41,7 @@ internal sealed class HostLocalImport(SqliteLeaseStore store, IBootClock clock, 
         return dryRun ? store.Rehearse(Act) : store.Write(Act);
     }
 
-    private void ImportNetwork(IStoreTransaction tx, string network, List<HostLocalFile> files, List<HostLocalCursor> cursors, IReadOnlyList<RangeSet>? sets, string actor, ImportReport report)
+    private void ImportNetwork(IAgentTransaction tx, string network, List<HostLocalFile> files, List<HostLocalCursor> cursors, IReadOnlyList<RangeSet>? sets, string actor, ImportReport report)
     {
         var hasIpv4 = files.Any(e => e.Address.AddressFamily == AddressFamily.InterNetwork);
         foreach (var file in files)

@@ -36,6 +36,8 @@ internal sealed class ManualRelease(
 {
     private static readonly TimeSpan LockTimeout = HostLocalNetwork.LockTimeout;
 
+    private readonly Liveness _liveness = new(clock);
+
     public async Task<ReleaseOutcome> RunAsync(string addressText, string network, string? owner, bool force, bool dryRun, string actor, CancellationToken cancellationToken)
     {
         if (!Ip.TryParse(addressText, out var address)) return new(ReleaseStatus.Invalid, $"\"{addressText}\" is not an IP address");
@@ -55,7 +57,7 @@ internal sealed class ManualRelease(
 
         var evidence = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
         if (Refusal(holder, holder.Describe(), evidence.Judge(holder), force, out var change) is { } refused) return refused;
-        ReleaseOutcome Act(IStoreTransaction tx)
+        ReleaseOutcome Act(IAgentTransaction tx)
         {
             // Look again under the write lock: a DEL or a new ADD may have come between the check and now.
             var current = tx.Holder(network, address);
@@ -80,9 +82,7 @@ internal sealed class ManualRelease(
         }
         using var _ = files;
         if (files.ReadLease(address).Lease is not { } file) return Free(address, network);
-        var seen = store.Read(tx => tx.GuardedFiles()).FirstOrDefault(g => g.Dir == dir && g.Network == network && g.Address.Equals(address) && g.SameOwner(file.ContainerId, file.IfName))
-            ?? new GuardedFile(dir, network, address, file.ContainerId, file.IfName, clock.BootId, clock.SinceBoot, DateTimeOffset.UnixEpoch);
-        var holder = seen.AsLease();
+        var holder = store.Read(GuardLedger.Read).LeaseOf(file, clock);
         if (owner is not null && owner != file.ContainerId) return new(ReleaseStatus.Refused, $"{address} is held by {Describe(file)}, not by {owner}: refused", holder);
 
         var evidence = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
@@ -99,7 +99,7 @@ internal sealed class ManualRelease(
         }
         store.Write(tx =>
         {
-            tx.RecordGuardedRelease(seen, change with { Actor = actor, Detail = $"{change.Detail}; file {file.Path}" });
+            tx.RecordGuardedRelease(dir, holder, change with { Actor = actor, Detail = $"{change.Detail}; file {file.Path}" });
             return 0;
         });
         return new(ReleaseStatus.Released, "released " + done, holder);
@@ -109,7 +109,7 @@ internal sealed class ManualRelease(
     private ReleaseOutcome? Refusal(Lease holder, string who, (EvidenceKind Kind, string Detail) found, bool force, out Change change)
     {
         var (kind, detail) = found;
-        var state = Liveness.Judge(holder.BootId != clock.BootId, kind);
+        var state = _liveness.Judge(holder, kind);
         change = new Change(Reasons.Manual, "", force && state != OwnerState.Gone ? $"forced; evidence: {kind.ToString().ToLowerInvariant()}: {detail}" : $"evidence: {detail}");
         if (force || state == OwnerState.Gone) return null;
         var why = state == OwnerState.Unknown ? $"its owner cannot be checked ({detail})" : $"its owner is alive ({detail})";

@@ -27,9 +27,11 @@ internal sealed record ReconcileReport(IReadOnlyList<Decision> Decisions, TimeSp
 /// <see cref="HostLocalGuard"/>, host-local's files go through the same pass with the same evidence.
 /// </summary>
 internal sealed class Reconciler(
-    ILeaseStore store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime, TimeSpan gracePeriod, string actor,
+    ILeaseStore<IAgentTransaction> store, IBootClock clock, INetnsProbe netns, IProcessNamespaces processes, ISandboxSource runtime, TimeSpan gracePeriod, string actor,
     TimeProvider time, HostLocalGuard? guard = null)
 {
+    private readonly Liveness _liveness = new(clock, gracePeriod);
+
     public async Task<ReconcileReport> PassAsync(bool dryRun, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
@@ -37,12 +39,13 @@ internal sealed class Reconciler(
         var evidence = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
         var decisions = new List<Decision>();
         var candidates = new List<Lease>();
-        List<Decision> Judge(IStoreTransaction tx)
+        List<Decision> Judge(IAgentTransaction tx)
         {
             var result = new List<Decision>();
             foreach (var lease in leases)
             {
-                var decision = Decide(lease, evidence.Judge(lease), clock, gracePeriod, () => tx.AddStrike(lease), () => tx.ClearStrikes(lease));
+                var (kind, detail) = evidence.Judge(lease);
+                var decision = Decision.Of(lease, _liveness.Decide(lease, kind, detail, () => tx.AddStrike(lease), () => tx.ClearStrikes(lease)));
                 if (decision.Verdict == Verdict.Release) candidates.Add(lease);
                 else result.Add(decision);
             }
@@ -54,7 +57,7 @@ internal sealed class Reconciler(
         {
             // Just before release, look again: a sandbox may have come up, or a DEL may have raced us.
             var fresh = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
-            List<Decision> Release(IStoreTransaction tx)
+            List<Decision> Release(IAgentTransaction tx)
             {
                 var result = new List<Decision>();
                 foreach (var candidate in candidates)
@@ -62,9 +65,9 @@ internal sealed class Reconciler(
                     var current = tx.Holder(candidate.Network, candidate.Address);
                     if (current is null || !current.IsOwnedBy(candidate.ContainerId, candidate.IfName)) continue;
                     var found = fresh.Judge(current);
-                    if (Recheck(current, found, clock, () => tx.ClearStrikes(current)) is { } kept)
+                    if (_liveness.Recheck(current, found.Kind, found.Detail, () => tx.ClearStrikes(current)) is { } kept)
                     {
-                        result.Add(kept);
+                        result.Add(Decision.Of(current, kept));
                         continue;
                     }
                     tx.Release(current, new Change(Reasons.Reconcile, actor, found.Detail));
@@ -94,42 +97,4 @@ internal sealed class Reconciler(
         }
         return new ReconcileReport(decisions, time.GetElapsedTime(started), dryRun, warnings, skipped);
     }
-
-    /// <summary>
-    /// A pass's verdict on one lease, wherever it is kept (berth's store or host-local's files): the store keeps
-    /// the strikes, <paramref name="strike"/> counts one more and returns the count, <paramref name="clearStrikes"/>
-    /// forgets them. The lease's boot and time since boot are when it was made (or first seen, for host-local).
-    /// </summary>
-    public static Decision Decide(Lease lease, (EvidenceKind Kind, string Detail) found, IBootClock clock, TimeSpan gracePeriod, Func<int> strike, Action clearStrikes)
-    {
-        var (kind, detail) = found;
-        var earlier = lease.BootId != clock.BootId;
-        switch (Liveness.Judge(earlier, kind))
-        {
-            case OwnerState.Alive:
-                if (!earlier) clearStrikes();
-                return new Decision(lease, Verdict.Keep, kind, detail);
-            case OwnerState.Unknown:
-                return new Decision(lease, Verdict.Unknown, kind, detail);
-        }
-        if (earlier) return new Decision(lease, Verdict.Release, kind, $"made in boot {lease.BootId}: " + detail);
-        var age = clock.SinceBoot - lease.SinceBoot;
-        if (!Liveness.PastGrace(age, gracePeriod)) return new Decision(lease, Verdict.Young, kind, $"{detail}; {Age(age)} old, within the grace period of {Age(gracePeriod)}");
-        var strikes = strike();
-        return strikes >= Liveness.StrikesToRelease
-            ? new Decision(lease, Verdict.Release, kind, $"{detail}; {strikes} passes without evidence", strikes)
-            : new Decision(lease, Verdict.Strike, kind, $"{detail}; strike {strikes}, released at {Liveness.StrikesToRelease}", strikes);
-    }
-
-    /// <summary>The re-check just before release: null when the lease may still go, else why it stays.</summary>
-    public static Decision? Recheck(Lease lease, (EvidenceKind Kind, string Detail) found, IBootClock clock, Action clearStrikes)
-    {
-        var earlier = lease.BootId != clock.BootId;
-        var state = Liveness.Judge(earlier, found.Kind);
-        if (state == OwnerState.Gone) return null;
-        if (state == OwnerState.Alive && !earlier) clearStrikes();
-        return new Decision(lease, state == OwnerState.Unknown ? Verdict.Unknown : Verdict.Keep, found.Kind, "re-checked before release: " + found.Detail);
-    }
-
-    private static string Age(TimeSpan t) => t.TotalMinutes >= 1 ? $"{t.TotalMinutes:0.#} min" : $"{t.TotalSeconds:0} s";
 }

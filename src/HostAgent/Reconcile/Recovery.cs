@@ -30,7 +30,7 @@ internal sealed record RecoveryResult(string BootId, DateTimeOffset? AlreadyDone
 /// </summary>
 internal static class Recovery
 {
-    public static async Task<RecoveryResult> RunAsync(ILeaseStore store, IBootClock clock, INetnsProbe netns, HostLocalGuard? guard,
+    public static async Task<RecoveryResult> RunAsync(ILeaseStore<IAgentTransaction> store, IBootClock clock, INetnsProbe netns, HostLocalGuard? guard,
         Func<Task<EvidenceSnapshot>> gather, bool dryRun, string actor, CancellationToken cancellationToken)
     {
         var boot = clock.BootId;
@@ -54,27 +54,28 @@ internal static class Recovery
     /// berth's own store, unless this boot's recovery already swept it; records its mark and those of the guarded
     /// directories swept just before (<paramref name="marks"/>) in the same transaction.
     /// </summary>
-    public static RecoveryResult Run(ILeaseStore store, IBootClock clock, INetnsProbe netns, bool dryRun, string actor,
+    public static RecoveryResult Run(ILeaseStore<IAgentTransaction> store, IBootClock clock, INetnsProbe netns, bool dryRun, string actor,
         IReadOnlyList<(string Scope, int Released)>? marks = null)
     {
         var boot = clock.BootId;
-        RecoveryResult Sweep(IStoreTransaction tx)
+        var liveness = new Liveness(clock);
+        RecoveryResult Sweep(IAgentTransaction tx)
         {
             var done = tx.Recovered(boot);
             var decisions = new List<Decision>();
             if (!done.ContainsKey(LeaseStores.Berth))
             {
-                foreach (var lease in tx.AllLeases().Where(l => l.BootId != boot))
+                foreach (var lease in tx.AllLeases().Where(l => liveness.IsEarlierBoot(l.BootId)))
                 {
-                    var kind = NetnsEvidence.Of(lease, netns);
-                    if (Liveness.Judge(earlierBoot: true, kind) == OwnerState.Alive)
+                    if (!liveness.LostWithItsBoot(lease, netns, out var kind))
                     {
                         decisions.Add(new Decision(lease, Verdict.Keep, kind, $"netns {lease.Netns} is still the same namespace"));
                         continue;
                     }
                     var detail = $"made in boot {lease.BootId}; netns {(lease.Netns.Length > 0 ? lease.Netns : "(none)")} did not survive the reboot";
                     tx.Release(lease, new Change(Reasons.BootRecovery, actor, detail));
-                    decisions.Add(new Decision(lease, Verdict.Release, EvidenceKind.None, detail));
+                    // What was found: the runtime was not asked, so the evidence is unknown, not none (the changed boot is the proof).
+                    decisions.Add(new Decision(lease, Verdict.Release, kind, detail));
                 }
                 tx.RecordRecovery(boot, LeaseStores.Berth, decisions.Count(d => d.Verdict == Verdict.Release));
             }

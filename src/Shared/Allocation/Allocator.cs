@@ -12,6 +12,8 @@ namespace Berth.Shared.Allocation;
 /// </summary>
 public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimeProvider time, INetnsProbe netns, string actor = "berth")
 {
+    private readonly Liveness _liveness = new(clock);
+
     /// <summary>
     /// One address per range set for the attachment, each with its range: the addresses it already holds (a
     /// repeated ADD), the requested ones, or the next free ones after the round-robin cursor, in range-set order.
@@ -182,12 +184,12 @@ public sealed class Allocator(ILeaseTransaction store, IBootClock clock, TimePro
     /// <summary>Leases of earlier boots whose owner is gone by <see cref="Liveness"/>; the plugin asks no runtime.</summary>
     private IEnumerable<Lease> Reclaimable(string network, RangeSet set) =>
         set.Ranges.SelectMany(r => store.Leases(network, r.Start, r.End))
-            .Where(l => l.BootId != clock.BootId && Liveness.Judge(earlierBoot: true, NetnsEvidence.Of(l, netns)) == OwnerState.Gone);
+            .Where(l => _liveness.LostWithItsBoot(l, netns, out _));
 
     private CniException Full(string network, RangeSet set)
     {
         var leases = set.Ranges.SelectMany(r => store.Leases(network, r.Start, r.End)).ToList();
-        var earlier = leases.Count(l => l.BootId != clock.BootId);
+        var earlier = leases.Count(l => _liveness.IsEarlierBoot(l.BootId));
         return new CniException(ErrorCodes.RangeExhausted,
             $"no free address in range set {set.Index} ({set}) of network {network}: {leases.Count} leases, {earlier} from earlier boots{(earlier > 0 ? " (their netns still exist)" : "")}; "
             + "is berth-agent running? see 'berth-agent leases --network " + network + "'");

@@ -11,7 +11,7 @@ namespace Berth.Shared.Leases;
 /// point leaves only what SQLite rolls back on the next open: the kernel drops its flock, and there is no
 /// half-made lease.
 /// </summary>
-public sealed partial class SqliteLeaseStore : ILeaseStore
+public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
 {
     private const int DbConfigNoCheckpointOnClose = 1006;
     private static readonly UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
@@ -148,7 +148,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     }
 
     /// <inheritdoc />
-    public T Write<T>(Func<IStoreTransaction, T> work)
+    public T Write<T>(Func<IAgentTransaction, T> work)
     {
         T result;
         using (WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time))
@@ -161,13 +161,13 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     }
 
     /// <inheritdoc />
-    public T Read<T>(Func<IStoreTransaction, T> work) => Run(work, "BEGIN", commit: false);
+    public T Read<T>(Func<IAgentTransaction, T> work) => Run(work, "BEGIN", commit: false);
 
     /// <summary>Runs read-only queries on a consistent snapshot.</summary>
     public T Query<T>(Func<IStoreQueries, T> work) => Run(tx => work((SqliteLeaseTransaction)tx), "BEGIN", commit: false);
 
     /// <inheritdoc />
-    public T Rehearse<T>(Func<IStoreTransaction, T> work)
+    public T Rehearse<T>(Func<IAgentTransaction, T> work)
     {
         using var _ = WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time);
         return Run(work, "BEGIN IMMEDIATE", commit: false);
@@ -176,7 +176,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore
     /// <summary>The file writers flock before they write (see <see cref="WriterLock"/>).</summary>
     internal static string LockPath(string storePath) => storePath + ".lock";
 
-    private T Run<T>(Func<IStoreTransaction, T> work, string begin, bool commit)
+    private T Run<T>(Func<IAgentTransaction, T> work, string begin, bool commit)
     {
         using var turn = _turn.EnterScope();
         try

@@ -7,7 +7,7 @@ namespace Berth.Shared.Leases;
 /// One transaction on the SQLite store. Every lease change also updates the runs table (maximal stretches
 /// of consecutive leased addresses) and appends a history row, all inside the same transaction.
 /// </summary>
-internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTransaction, IStoreQueries, IDisposable
+internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IAgentTransaction, IStoreQueries, IDisposable
 {
     private const string LeaseColumns = "network, address, range_set, subnet, container_id, ifname, netns, netns_inode, pod_namespace, pod_name, pod_uid, boot_id, since_boot_ns, created_at, origin";
     private readonly Dictionary<string, SqliteStatement> _commands = new(StringComparer.Ordinal);
@@ -131,10 +131,10 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
         return result;
     }
 
-    public GuardedFile SeeGuardedFile(GuardedFile file)
+    public GuardedFile SeeGuardedFile(string dir, string network, IPAddress address, string containerId, string ifName)
     {
         var clock = store.Options.BootClock;
-        var seen = file with { BootId = clock.BootId, SinceBoot = clock.SinceBoot, SeenAt = store.Options.Time.GetUtcNow(), Strikes = 0 };
+        var seen = new GuardedFile(dir, network, address, containerId, ifName, clock.BootId, clock.SinceBoot, store.Options.Time.GetUtcNow());
         Command("""
             INSERT INTO guarded_files (dir, network, address, container_id, ifname, boot_id, since_boot_ns, seen_at, strikes) VALUES ($d, $n, $a, $c, $i, $b, $t, $at, 0)
             ON CONFLICT (dir, network, address) DO UPDATE SET container_id = excluded.container_id, ifname = excluded.ifname,
@@ -152,15 +152,17 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IStoreTra
         Command("UPDATE guarded_files SET strikes = 0 WHERE dir = $d AND network = $n AND address = $a",
             ("$d", file.Dir), ("$n", file.Network), ("$a", file.Address.ToString())).Run();
 
-    public void ForgetGuardedFile(GuardedFile file) =>
-        Command("DELETE FROM guarded_files WHERE dir = $d AND network = $n AND address = $a",
-            ("$d", file.Dir), ("$n", file.Network), ("$a", file.Address.ToString())).Run();
+    public void ForgetGuardedFile(GuardedFile file) => ForgetGuardedFile(file.Dir, file.Network, file.Address);
 
-    public void RecordGuardedRelease(GuardedFile file, Change change)
+    public void RecordGuardedRelease(string dir, Lease lease, Change change)
     {
-        ForgetGuardedFile(file);
-        RecordHistory("release", file.AsLease(), change, file.Store);
+        ForgetGuardedFile(dir, lease.Network, lease.Address);
+        RecordHistory("release", lease, change, LeaseStores.HostLocal(dir));
     }
+
+    private void ForgetGuardedFile(string dir, string network, IPAddress address) =>
+        Command("DELETE FROM guarded_files WHERE dir = $d AND network = $n AND address = $a",
+            ("$d", dir), ("$n", network), ("$a", address.ToString())).Run();
 
     public void RecordRanges(string network, string ranges) =>
         Command("INSERT INTO networks (name, ranges, updated_at) VALUES ($n, $r, $at) ON CONFLICT (name) DO UPDATE SET ranges = excluded.ranges, updated_at = excluded.updated_at WHERE ranges <> excluded.ranges",

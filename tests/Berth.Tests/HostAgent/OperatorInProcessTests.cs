@@ -70,7 +70,7 @@ public sealed class OperatorInProcessTests : IDisposable
     [Fact]
     public void Check_finds_nothing_in_a_healthy_store_and_a_full_range_when_full()
     {
-        Assert.Empty(HealthCheck.Run(_store, "boot-1", []));
+        Assert.Empty(HealthCheck.Run(_store, new FakeBootClock("boot-1"), []));
         var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
         foreach (var id in new[] { "c3", "c4", "c5" })
         {
@@ -81,8 +81,8 @@ public sealed class OperatorInProcessTests : IDisposable
             });
         }
 
-        Assert.Equal(["range-full"], HealthCheck.Run(_store, "boot-1", []).Select(f => f.Kind));
-        Assert.Equal(["range-full", "previous-boot"], HealthCheck.Run(_store, "boot-2", []).Select(f => f.Kind));
+        Assert.Equal(["range-full"], HealthCheck.Run(_store, new FakeBootClock("boot-1"), []).Select(f => f.Kind));
+        Assert.Equal(["range-full", "previous-boot"], HealthCheck.Run(_store, new FakeBootClock("boot-2"), []).Select(f => f.Kind));
     }
 
     [Fact]
@@ -97,6 +97,35 @@ public sealed class OperatorInProcessTests : IDisposable
         Assert.Single(report.Imported);
         var lease = _store.Read(tx => tx.Holder("net1", IPAddress.Parse("10.68.0.6")))!;
         Assert.Equal(("imported", 0, "10.68.0.0/29", "import"), (lease.ContainerId, lease.RangeSet, lease.Subnet, lease.Origin));
+    }
+
+    [Fact]
+    public void Leases_shows_this_boots_age_on_the_boot_clock_and_an_earlier_boots_on_the_wall_clock()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 12, 0, 0, TimeSpan.Zero));
+        var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
+        void Add(string id) => _store.Write(tx => new Allocator(tx, _clock, time, _netns).Allocate(config, new Attachment("net1", id, "eth0", "/run/netns/" + id, 9)));
+        Add("old");
+        // Two days later on the wall clock, in another boot, 2 min after it started: a new lease, 30 s before the listing.
+        time.Advance(TimeSpan.FromDays(2));
+        _clock.BootId = "boot-2";
+        _clock.SinceBoot = TimeSpan.FromMinutes(2);
+        Add("new");
+        _clock.SinceBoot += TimeSpan.FromSeconds(30);
+        var evidence = new EvidenceSnapshot(_netns, new HashSet<ulong>(), new SandboxList(true, new HashSet<string>()));
+
+        var listing = LeaseListing.Gather(_store, [], null, evidence, _clock, time);
+        using var json = new MemoryStream();
+        listing.WriteJson(json);
+        var rows = System.Text.Json.JsonDocument.Parse(json.ToArray()).RootElement.GetProperty("leases").EnumerateArray()
+            .ToDictionary(r => r.GetProperty("containerId").GetString()!);
+
+        Assert.Equal(("previous", 172800.0, "2026-12-01T12:00:00.0000000Z"),
+            (rows["old"].GetProperty("boot").GetString(), rows["old"].GetProperty("ageSeconds").GetDouble(), rows["old"].GetProperty("createdAt").GetString()));
+        Assert.Equal(("current", 30.0, "2026-12-03T12:00:00.0000000Z"),
+            (rows["new"].GetProperty("boot").GetString(), rows["new"].GetProperty("ageSeconds").GetDouble(), rows["new"].GetProperty("createdAt").GetString()));
+        Assert.Contains("old/eth0  2d0h  previous", listing.Table());
+        Assert.Contains("new/eth0  30s   current", listing.Table());
     }
 
     public void Dispose()

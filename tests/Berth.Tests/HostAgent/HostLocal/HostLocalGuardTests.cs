@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Berth.HostAgent.Evidence;
 using Berth.HostAgent.HostLocal;
 using Berth.HostAgent.Reconcile;
+using Berth.Shared.Evidence;
 using Berth.Shared.Leases;
 using Berth.Tests.Support;
 using NSubstitute;

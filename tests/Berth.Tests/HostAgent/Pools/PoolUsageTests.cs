@@ -207,10 +207,10 @@ public sealed class PoolUsageTests : IDisposable
         {
             // The store stamps a sighting with the boot its clock is in.
             clock.BootId = boot;
-            store.Write(tx => tx.SeeGuardedFile(new GuardedFile(_data, "net1", System.Net.IPAddress.Parse(address), "c" + address, "eth0", "", TimeSpan.Zero, DateTimeOffset.UnixEpoch)));
+            store.Write(tx => tx.SeeGuardedFile(_data, "net1", System.Net.IPAddress.Parse(address), "c" + address, "eth0"));
         }
 
-        var page = MetricsText.Render(store, "boot-1", new DaemonFigures(null, null, 0, 0, true), Measure().Ranges);
+        var page = MetricsText.Render(store, clock, new DaemonFigures(null, null, 0, 0, true), Measure().Ranges);
 
         Assert.Contains($"berth_range_addresses{{store=\"host-local:{_data}\",network=\"net1\",range_set=\"0\",range=\"10.76.0.1-10.76.0.6\"}} 5\n", page);
         Assert.Contains($"berth_range_leased{{store=\"host-local:{_data}\",network=\"net1\",range_set=\"0\",range=\"10.76.0.1-10.76.0.6\"}} 2\n", page);
@@ -232,7 +232,7 @@ public sealed class PoolUsageTests : IDisposable
         File.WriteAllText(Path.Combine(_conf, "20-broken.conflist"), "{");
         using var store = SqliteLeaseStore.Open(_dir.File("berth.db"), new StoreOptions(new FakeBootClock("boot-1"), TimeProvider.System) { Create = true });
 
-        var findings = HealthCheck.Run(store, "boot-1", [_data], [_conf]);
+        var findings = HealthCheck.Run(store, new FakeBootClock("boot-1"), [_data], [_conf]);
 
         var full = Assert.Single(findings, f => f.Kind == "range-full");
         Assert.Equal($"host-local network net1 in {_data} range set 0 (10.78.0.1-10.78.0.6) is full: 5 of 5", full.Message);
@@ -241,6 +241,6 @@ public sealed class PoolUsageTests : IDisposable
         Assert.True(unsized.IsNote);
         Assert.Contains("network lost", unsized.Message);
         Assert.True(Assert.Single(findings, f => f.Kind == "cni-config-skipped").IsNote);
-        Assert.DoesNotContain(HealthCheck.Run(store, "boot-1", [_data]), f => f.Kind is "range-full" or "host-local-size-unknown");
+        Assert.DoesNotContain(HealthCheck.Run(store, new FakeBootClock("boot-1"), [_data]), f => f.Kind is "range-full" or "host-local-size-unknown");
     }
 }

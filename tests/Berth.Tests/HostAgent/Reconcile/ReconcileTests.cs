@@ -71,6 +71,19 @@ public sealed class ReconcileTests : IDisposable
     }
 
     [Fact]
+    public void Recovery_records_the_evidence_it_had_unknown_since_no_runtime_was_asked_not_none()
+    {
+        Lease("10.0.0.2", boot: "boot-1", netns: "/run/netns/gone", inode: 1);
+        Lease("10.0.0.3", boot: "boot-1", netns: "/run/netns/same", inode: 2);
+        _netns.Namespaces["/run/netns/same"] = 2;
+
+        var result = Recovery.Run(_store, _clock, _netns, dryRun: false, "berth-agent");
+
+        Assert.Equal([("10.0.0.2", Verdict.Release, EvidenceKind.Unknown), ("10.0.0.3", Verdict.Keep, EvidenceKind.Netns)],
+            result.Decisions.Select(d => (d.Lease.Address.ToString(), d.Verdict, d.Evidence)).OrderBy(d => d.Item1));
+    }
+
+    [Fact]
     public void Recovery_runs_once_per_boot()
     {
         Lease("10.0.0.2", boot: "boot-1");
