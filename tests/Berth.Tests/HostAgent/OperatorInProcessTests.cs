@@ -23,7 +23,7 @@ public sealed class OperatorInProcessTests : IDisposable
     {
         _store = SqliteLeaseStore.Open(_dir.File("berth.db"), new StoreOptions(_clock, TimeProvider.System));
         _runtime.ReadySandboxesAsync(default).ReturnsForAnyArgs(new SandboxList(true, new HashSet<string>()));
-        var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
         foreach (var id in new[] { "c1", "c2" })
         {
             _store.Write(tx =>
@@ -71,7 +71,7 @@ public sealed class OperatorInProcessTests : IDisposable
     public void Check_finds_nothing_in_a_healthy_store_and_a_full_range_when_full()
     {
         Assert.Empty(HealthCheck.Run(_store, "boot-1", []));
-        var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
         foreach (var id in new[] { "c3", "c4", "c5" })
         {
             _store.Write(tx =>

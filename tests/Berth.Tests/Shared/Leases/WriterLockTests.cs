@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Berth.Shared.Cni;
 using Berth.Shared.Leases;
-using Berth.Tests.Support;
 
 namespace Berth.Tests.Shared.Leases;
 
