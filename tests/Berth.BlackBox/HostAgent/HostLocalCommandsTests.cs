@@ -28,13 +28,7 @@ public sealed class HostLocalCommandsTests : IDisposable
 
     private ExecResult Agent(params string[] args) => PluginRun.Agent(Env, [.. args, "--store", Store, "--config", _dir.File("agent.json")]);
 
-    private string HostLocalAdd(string containerId)
-    {
-        var config = $$$"""{"cniVersion":"0.4.0","name":"cbr0","type":"bridge","ipam":{"type":"host-local","subnet":"10.78.0.0/24","dataDir":"{{{Networks}}}"}}""";
-        var result = PluginRun.Run(Repo.HostLocal, "ADD", config, containerId, netns: "/var/run/netns/" + containerId);
-        Assert.True(result.ExitCode == 0, result.ToString());
-        return result.Addresses[0].Split('/')[0];
-    }
+    private string HostLocalAdd(string containerId) => HostLocalPlugin.Add(HostLocalPlugin.Config(Networks, "10.78.0.0/24"), containerId);
 
     /// <summary>A runtime is up in this boot: a pod's namespace is pinned, so recovery cannot prove the files old.</summary>
     private void RuntimeRunning() => File.WriteAllText(_dir.File("netns/cni-pod"), "");

@@ -35,13 +35,7 @@ public sealed class HostileInputTests : IDisposable
     private ExecResult Agent(string config, params string[] args) =>
         PluginRun.Agent(new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id") }, [.. args, "--store", Store, "--config", _dir.File(config)]);
 
-    private string HostLocalAdd(string containerId)
-    {
-        var config = $$$"""{"cniVersion":"0.4.0","name":"cbr0","type":"bridge","ipam":{"type":"host-local","subnet":"10.77.0.0/24","dataDir":"{{{Networks}}}"}}""";
-        var result = PluginRun.Run(Repo.HostLocal, "ADD", config, containerId, netns: "/var/run/netns/" + containerId);
-        Assert.True(result.ExitCode == 0, result.ToString());
-        return result.Addresses[0].Split('/')[0];
-    }
+    private string HostLocalAdd(string containerId) => HostLocalPlugin.Add(HostLocalPlugin.Config(Networks), containerId);
 
     private static void AssertClean(ExecResult r, params int[] codes)
     {

@@ -12,19 +12,11 @@ public sealed class HostLocalFilesContractTests : IDisposable
 
     private string Written => _dir.File("written");
 
-    private static string Config(string dataDir) =>
-        $$$"""{"cniVersion":"0.4.0","name":"cbr0","type":"bridge","ipam":{"type":"host-local","subnet":"10.77.0.0/24","dataDir":"{{{dataDir}}}"}}""";
-
-    private string RealAdd(string containerId, string ifName)
-    {
-        var result = PluginRun.Run(Repo.HostLocal, "ADD", Config(Real), containerId, ifName, netns: "/var/run/netns/" + containerId);
-        Assert.True(result.ExitCode == 0, result.ToString());
-        return result.Addresses[0].Split('/')[0];
-    }
+    private string RealAdd(string containerId, string ifName) => HostLocalPlugin.Add(HostLocalPlugin.Config(Real), containerId, ifName);
 
     private void RealDel(string containerId, string ifName)
     {
-        var result = PluginRun.Run(Repo.HostLocal, "DEL", Config(Real), containerId, ifName);
+        var result = PluginRun.Run(Repo.HostLocal, "DEL", HostLocalPlugin.Config(Real), containerId, ifName);
         Assert.True(result.ExitCode == 0, result.ToString());
     }
 

@@ -27,12 +27,7 @@ public sealed class GuardedPoolCommandsTests : IDisposable
     private ExecResult Agent(params string[] args) =>
         PluginRun.Agent(new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id") }, [.. args, "--store", _dir.File("berth/berth.db"), "--config", _dir.File("agent.json")]);
 
-    private void HostLocalAdd(string containerId)
-    {
-        var config = $$"""{"cniVersion":"1.0.0","name":"pods","type":"bridge","ipam":{{Ipam}}}""";
-        var result = PluginRun.Run(Repo.HostLocal, "ADD", config, containerId, netns: "/var/run/netns/" + containerId);
-        Assert.True(result.ExitCode == 0, result.ToString());
-    }
+    private void HostLocalAdd(string containerId) => HostLocalPlugin.Add($$"""{"cniVersion":"1.0.0","name":"pods","type":"bridge","ipam":{{Ipam}}}""", containerId);
 
     [Fact]
     public void Check_says_why_a_network_has_no_size_and_finds_it_full_once_its_config_is_there()
