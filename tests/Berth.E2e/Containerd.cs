@@ -1,5 +1,3 @@
-using Berth.HostAgent.Cri;
-using Berth.HostAgent.Cri.V1;
 using Grpc.Core;
 
 namespace Berth.E2e;
@@ -30,7 +28,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
     public string Log => Path.Combine(dir, "containerd.log");
     public int? Pid => _process is { HasExited: false } p ? p.Id : null;
 
-    public CriClient Cri() => new(Socket, TimeSpan.FromSeconds(60));
+    public KubeletCri Cri() => new(Socket, TimeSpan.FromSeconds(60));
 
     public async Task StartAsync()
     {

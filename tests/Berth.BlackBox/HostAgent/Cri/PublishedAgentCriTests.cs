@@ -1,4 +1,4 @@
-using Berth.HostAgent.Cri.V1;
+using Berth.Testing.Cri;
 
 namespace Berth.BlackBox.HostAgent.Cri;
 

@@ -3,6 +3,7 @@ using Berth.HostAgent.Cri;
 using Berth.HostAgent.Cri.V1;
 using Berth.HostAgent.Evidence;
 using Grpc.Core;
+using Runtime = Berth.Testing.Cri;
 
 namespace Berth.Tests.HostAgent.Cri;
 
@@ -11,12 +12,13 @@ public sealed class CriClientTests : IDisposable
     private readonly TempDir _dir = new();
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
 
-    private static PodSandbox Sandbox(string id, PodSandboxState state) =>
-        new() { Id = id, State = state, Metadata = new PodSandboxMetadata { Name = "pod-" + id, Namespace = "default", Uid = "uid-" + id }, CreatedAt = 42 };
+    /// <summary>A sandbox as a runtime sends it: built from the test side's CRI messages, read by the agent's own.</summary>
+    private static Runtime.PodSandbox Sandbox(string id, PodSandboxState state) =>
+        new() { Id = id, State = (Runtime.PodSandboxState)state, Metadata = new Runtime.PodSandboxMetadata { Name = "pod-" + id, Namespace = "default", Uid = "uid-" + id }, CreatedAt = 42 };
 
-    private static Func<string, byte[], CancellationToken, Task<FakeCriServer.Answer>> Listing(params PodSandbox[] sandboxes) =>
+    private static Func<string, byte[], CancellationToken, Task<FakeCriServer.Answer>> Listing(params Runtime.PodSandbox[] sandboxes) =>
         (method, _, _) => Task.FromResult(method == "ListPodSandbox"
-            ? new FakeCriServer.Answer(new ListPodSandboxResponse { Items = { sandboxes } })
+            ? new FakeCriServer.Answer(new Runtime.ListPodSandboxResponse { Items = { sandboxes } })
             : new FakeCriServer.Answer(null, (int)StatusCode.Unimplemented, "not in this fake"));
 
     [Fact]
