@@ -51,7 +51,7 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
             return new SandboxList(true, new HashSet<string>());
         });
         var config = new AgentConfig { Interval = TimeSpan.FromMinutes(1), MetricsEnabled = false, GracePeriod = TimeSpan.FromHours(1), HostLocalDirs = [] };
-        _host = AgentDaemon.CreateHost(config, _store, _clock, _netns, new NoProcesses(), _runtime, _notifier, Watchdog, _time);
+        _host = AgentDaemon.CreateHost(config, _store, _clock, _netns, new FakeProcesses(), _runtime, _notifier, Watchdog, _time);
         await _host.StartAsync();
     }
 
@@ -170,11 +170,6 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
         _host.Dispose();
         _store.Dispose();
         _dir.Dispose();
-    }
-
-    private sealed class NoProcesses : IProcessNamespaces
-    {
-        public IReadOnlySet<ulong>? NetnsInodes() => new HashSet<ulong>();
     }
 
     /// <summary>A fake clock that also tells when the code under test starts waiting on it.</summary>

@@ -35,12 +35,7 @@ public sealed class OperatorInProcessTests : IDisposable
     }
 
     private ReleaseOutcome Release(string address, string? owner = null, bool force = false) =>
-        new ManualRelease(_store, _clock, _netns, new NoProcesses(), _runtime, []).RunAsync(address, "net1", owner, force, dryRun: false, "tester", default).GetAwaiter().GetResult();
-
-    private sealed class NoProcesses : IProcessNamespaces
-    {
-        public IReadOnlySet<ulong>? NetnsInodes() => new HashSet<ulong>();
-    }
+        new ManualRelease(_store, _clock, _netns, new FakeProcesses(), _runtime, []).RunAsync(address, "net1", owner, force, dryRun: false, "tester", default).GetAwaiter().GetResult();
 
     [Fact]
     public void A_runtime_that_lists_the_sandbox_as_ready_makes_a_release_refused()

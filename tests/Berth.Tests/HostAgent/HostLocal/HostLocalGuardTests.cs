@@ -49,7 +49,7 @@ public sealed class HostLocalGuardTests : IDisposable
 
     private bool FileExists(string address, string network = "cbr0") => File.Exists(Path.Combine(Networks, network, address));
 
-    private Task<EvidenceSnapshot> Gather() => EvidenceSnapshot.GatherAsync(new FakeNetnsProbe(), new NoProcesses(), _runtime, default);
+    private Task<EvidenceSnapshot> Gather() => EvidenceSnapshot.GatherAsync(new FakeNetnsProbe(), new FakeProcesses(), _runtime, default);
 
     private GuardReport Pass(bool dryRun = false) => Guard().PassAsync(Gather().Result, Gather, dryRun).GetAwaiter().GetResult();
 
@@ -61,11 +61,6 @@ public sealed class HostLocalGuardTests : IDisposable
     {
         _clock.BootId = "boot-" + (int.Parse(_clock.BootId[5..]) + 1);
         _clock.SinceBoot = TimeSpan.FromSeconds(20);
-    }
-
-    private sealed class NoProcesses : IProcessNamespaces
-    {
-        public IReadOnlySet<ulong>? NetnsInodes() => new HashSet<ulong>();
     }
 
     [Fact]
