@@ -34,6 +34,7 @@ build: deps
 
 test: build image
 	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo
+	$(DOTNET) test tests/Berth.BlackBox/Berth.BlackBox.csproj -c Release --nologo
 	BENCH_QUICK=1 BENCH_OUT=artifacts/bench bash bench/bench.sh | sed -n '/^## ADD/,/^Floor/p'
 	$(E2E) --reboots 2 --pods 5
 	$(MAKE) --no-print-directory packages-test

@@ -2,8 +2,7 @@ using System.Net.Sockets;
 using System.Reflection;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
-using Berth.E2e.Cri;
-using Grpc.Net.Client;
+using Berth.Testing.Cri;
 using k8s.Models;
 
 namespace Berth.E2e;
@@ -123,26 +122,26 @@ internal sealed class AgentPod(
     {
         if (Unsupported() is { Count: > 0 } problems) throw new E2eFailure("the DaemonSet asks for what the e2e cannot apply: " + string.Join("; ", problems));
         PrepareVolumes();
-        using var channel = Channel();
-        var cri = new RuntimeService.RuntimeServiceClient(channel);
+        using var kubelet = new KubeletCri(runtimeSocket, TimeSpan.FromSeconds(60));
+        var cri = kubelet.Runtime;
         var sandbox = SandboxConfig(attempt);
-        SandboxId = (await cri.RunPodSandboxAsync(new RunPodSandboxRequest { Config = sandbox }, Deadline())).PodSandboxId;
+        SandboxId = (await cri.RunPodSandboxAsync(new RunPodSandboxRequest { Config = sandbox }, kubelet.Options())).PodSandboxId;
         foreach (var init in Spec.InitContainers ?? [])
         {
-            var id = await CreateAsync(cri, init, sandbox, attempt);
-            await cri.StartContainerAsync(new StartContainerRequest { ContainerId = id }, Deadline());
+            var id = await CreateAsync(kubelet, init, sandbox, attempt);
+            await cri.StartContainerAsync(new StartContainerRequest { ContainerId = id }, kubelet.Options());
             ContainerStatus? status = null;
             await Host.AwaitAsync(async () =>
             {
-                status = (await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id }, Deadline())).Status;
+                status = (await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id }, kubelet.Options())).Status;
                 return status.State == ContainerState.ContainerExited;
             }, TimeSpan.FromSeconds(60), $"init container {init.Name} to exit");
             if (status!.ExitCode != 0) throw new E2eFailure($"init container {init.Name} exited {status.ExitCode} ({status.Reason} {status.Message}): {Tail(LogOf(init.Name, attempt))}");
         }
         foreach (var app in Spec.Containers)
         {
-            var id = await CreateAsync(cri, app, sandbox, attempt);
-            await cri.StartContainerAsync(new StartContainerRequest { ContainerId = id }, Deadline());
+            var id = await CreateAsync(kubelet, app, sandbox, attempt);
+            await cri.StartContainerAsync(new StartContainerRequest { ContainerId = id }, kubelet.Options());
             if (app.Name == "agent") AgentContainerId = id;
         }
     }
@@ -150,17 +149,17 @@ internal sealed class AgentPod(
     /// <summary>The state of the agent's container now (exited means the pod is failing: the log says why).</summary>
     public async Task<ContainerStatus> AgentStatusAsync()
     {
-        using var channel = Channel();
-        var cri = new RuntimeService.RuntimeServiceClient(channel);
-        return (await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = AgentContainerId ?? throw new E2eFailure("the agent's container was never created") }, Deadline())).Status;
+        using var kubelet = new KubeletCri(runtimeSocket, TimeSpan.FromSeconds(60));
+        var cri = kubelet.Runtime;
+        return (await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = AgentContainerId ?? throw new E2eFailure("the agent's container was never created") }, kubelet.Options())).Status;
     }
 
     /// <summary>The agent's process on the host (containerd's verbose status names it), to look into its mount namespace through /proc/PID/root.</summary>
     public async Task<int> AgentPidAsync()
     {
-        using var channel = Channel();
-        var cri = new RuntimeService.RuntimeServiceClient(channel);
-        var status = await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = AgentContainerId ?? throw new E2eFailure("the agent's container was never created"), Verbose = true }, Deadline());
+        using var kubelet = new KubeletCri(runtimeSocket, TimeSpan.FromSeconds(60));
+        var cri = kubelet.Runtime;
+        var status = await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = AgentContainerId ?? throw new E2eFailure("the agent's container was never created"), Verbose = true }, kubelet.Options());
         using var info = System.Text.Json.JsonDocument.Parse(status.Info["info"]);
         return info.RootElement.GetProperty("pid").GetInt32();
     }
@@ -201,11 +200,11 @@ internal sealed class AgentPod(
         Ipc = NamespaceMode.Pod,
     };
 
-    private async Task<string> CreateAsync(RuntimeService.RuntimeServiceClient cri, V1Container c, PodSandboxConfig sandbox, uint attempt)
+    private async Task<string> CreateAsync(KubeletCri kubelet, V1Container c, PodSandboxConfig sandbox, uint attempt)
     {
         var config = BuildContainer(c, attempt);
         Directory.CreateDirectory(Path.Combine(dir, "logs", c.Name));
-        return (await cri.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = SandboxId, Config = config, SandboxConfig = sandbox }, Deadline())).ContainerId;
+        return (await kubelet.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = SandboxId, Config = config, SandboxConfig = sandbox }, kubelet.Options())).ContainerId;
     }
 
     /// <summary>
@@ -340,7 +339,4 @@ internal sealed class AgentPod(
         }
     }
 
-    private GrpcChannel Channel() => Berth.HostAgent.Cri.UnixChannel.For(runtimeSocket);
-
-    private static Grpc.Core.CallOptions Deadline() => new(deadline: DateTime.UtcNow.AddSeconds(60));
 }

@@ -1,5 +1,3 @@
-using Berth.HostAgent.Cri;
-using Berth.HostAgent.Cri.V1;
 using Grpc.Core;
 
 namespace Berth.E2e;
@@ -30,7 +28,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
     public string Log => Path.Combine(dir, "containerd.log");
     public int? Pid => _process is { HasExited: false } p ? p.Id : null;
 
-    public CriClient Cri() => new(Socket, TimeSpan.FromSeconds(60), TimeProvider.System);
+    public KubeletCri Cri() => new(Socket, TimeSpan.FromSeconds(60));
 
     public async Task StartAsync()
     {
@@ -73,8 +71,7 @@ internal sealed class Containerd(string dir, string cniBin, string cniConf, stri
             if (!File.Exists(Socket)) return false;
             try
             {
-                // Any answer of the CRI service says it is up.
-                await cri.ListPodSandboxAsync();
+                await cri.VersionAsync();
                 return true;
             }
             catch (RpcException)

@@ -1,6 +1,5 @@
 using System.Text.Json;
-using Berth.HostAgent.Cri;
-using Berth.HostAgent.Cri.V1;
+using Berth.Testing.Cri;
 
 namespace Berth.E2e;
 

@@ -282,7 +282,7 @@ internal static class PodScenarios
         v.Expect(Log(pod, attempt).Contains("recovery for boot " + node.BootId, StringComparison.Ordinal), $"{node.Label}: the pod's agent ran the recovery of boot {node.BootId}");
     }
 
-    private static async Task<bool> AgentUpAsync(AgentPod pod) => (await pod.AgentStatusAsync()).State is Cri.ContainerState.ContainerRunning or Cri.ContainerState.ContainerCreated;
+    private static async Task<bool> AgentUpAsync(AgentPod pod) => (await pod.AgentStatusAsync()).State is Berth.Testing.Cri.ContainerState.ContainerRunning or Berth.Testing.Cri.ContainerState.ContainerCreated;
 
     private static string Log(AgentPod pod, uint attempt) => AgentPod.Tail(pod.LogOf("agent", attempt), int.MaxValue);
 

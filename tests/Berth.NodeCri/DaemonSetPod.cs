@@ -1,7 +1,7 @@
 using System.Net.Sockets;
-using Berth.E2e.Cri;
+using Berth.E2e;
+using Berth.Testing.Cri;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace Berth.NodeCri;
 
@@ -17,11 +17,11 @@ internal static class DaemonSetPod
         var sandbox = PodSandboxConfig.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(dir, "sandbox.bin")));
         sandbox.Metadata.Attempt = attempt;
         Directory.CreateDirectory(sandbox.LogDirectory);
-        using var channel = Channel(socket);
-        var cri = new RuntimeService.RuntimeServiceClient(channel);
+        using var kubelet = new KubeletCri(socket, TimeSpan.FromSeconds(120));
+        var cri = kubelet.Runtime;
         try
         {
-            var id = (await cri.RunPodSandboxAsync(new RunPodSandboxRequest { Config = sandbox }, Deadline())).PodSandboxId;
+            var id = (await cri.RunPodSandboxAsync(new RunPodSandboxRequest { Config = sandbox }, kubelet.Options())).PodSandboxId;
             var app = "";
             foreach (var file in Directory.GetFiles(Path.Combine(dir, "containers")).Order(StringComparer.Ordinal))
             {
@@ -29,8 +29,8 @@ internal static class DaemonSetPod
                 config.Metadata.Attempt = attempt;
                 config.LogPath = Path.Combine(config.Metadata.Name, $"{attempt}.log");
                 Directory.CreateDirectory(Path.Combine(sandbox.LogDirectory, config.Metadata.Name));
-                var container = (await cri.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = id, Config = config, SandboxConfig = sandbox }, Deadline())).ContainerId;
-                await cri.StartContainerAsync(new StartContainerRequest { ContainerId = container }, Deadline());
+                var container = (await cri.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = id, Config = config, SandboxConfig = sandbox }, kubelet.Options())).ContainerId;
+                await cri.StartContainerAsync(new StartContainerRequest { ContainerId = container }, kubelet.Options());
                 if (!Path.GetFileName(file).Contains("-init-", StringComparison.Ordinal))
                 {
                     app = container;
@@ -39,7 +39,7 @@ internal static class DaemonSetPod
                 // An init container runs to its end before the next one starts; polled: CRI has no wait call.
                 var until = DateTime.UtcNow.AddSeconds(120);
                 ContainerStatus status;
-                while ((status = (await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = container }, Deadline())).Status).State != ContainerState.ContainerExited)
+                while ((status = (await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = container }, kubelet.Options())).Status).State != ContainerState.ContainerExited)
                 {
                     if (DateTime.UtcNow > until) throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"init container {config.Metadata.Name} did not exit in 120 s"));
                     await Task.Delay(200);
@@ -62,11 +62,11 @@ internal static class DaemonSetPod
 
     public static async Task<int> StatusAsync(string socket, string id)
     {
-        using var channel = Channel(socket);
-        var cri = new RuntimeService.RuntimeServiceClient(channel);
+        using var kubelet = new KubeletCri(socket, TimeSpan.FromSeconds(120));
+        var cri = kubelet.Runtime;
         try
         {
-            var status = (await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id }, Deadline())).Status;
+            var status = (await cri.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id }, kubelet.Options())).Status;
             Console.WriteLine($"{status.State switch { ContainerState.ContainerCreated => "CONTAINER_CREATED", ContainerState.ContainerRunning => "CONTAINER_RUNNING", ContainerState.ContainerExited => "CONTAINER_EXITED", _ => "CONTAINER_UNKNOWN" }} {status.ExitCode}");
             return 0;
         }
@@ -76,8 +76,4 @@ internal static class DaemonSetPod
             return 1;
         }
     }
-
-    private static CallOptions Deadline() => new(deadline: DateTime.UtcNow.AddSeconds(120));
-
-    private static GrpcChannel Channel(string socket) => Berth.HostAgent.Cri.UnixChannel.For(socket);
 }

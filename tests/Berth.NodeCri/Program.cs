@@ -1,8 +1,7 @@
 using System.Globalization;
 using Berth.E2e;
 using Berth.NodeCri;
-using Berth.HostAgent.Cri;
-using Berth.HostAgent.Cri.V1;
+using Berth.Testing.Cri;
 using Grpc.Core;
 
 // berth-node-cri: the kubelet's side of the node VM (make node-test, torture/node/). One CRI call per command,
@@ -23,7 +22,7 @@ const string Socket = "/run/containerd/containerd.sock";
 const string PodNamespace = "node-test";
 
 if (args.Length == 0) return Usage();
-using var cri = new CriClient(Socket, TimeSpan.FromSeconds(120), TimeProvider.System);
+using var cri = new KubeletCri(Socket, TimeSpan.FromSeconds(120));
 try
 {
     switch (args[0])
@@ -76,7 +75,7 @@ catch (RpcException e)
     return 1;
 }
 
-static async Task<int> WaitAsync(CriClient cri, TimeSpan timeout)
+static async Task<int> WaitAsync(KubeletCri cri, TimeSpan timeout)
 {
     // Polled: the runtime's socket gives no signal of its own when its CRI service is up.
     var until = DateTime.UtcNow + timeout;
@@ -84,8 +83,7 @@ static async Task<int> WaitAsync(CriClient cri, TimeSpan timeout)
     {
         try
         {
-            // Any answer of the CRI service says it is up.
-            await cri.ListPodSandboxAsync();
+            await cri.VersionAsync();
             return 0;
         }
         catch (RpcException) when (DateTime.UtcNow < until)

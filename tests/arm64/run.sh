@@ -4,7 +4,7 @@
 # bridge, in real network namespaces. Checks, in order:
 #   1. both are aarch64 executables that need exactly what the amd64 ones need (libc, libm, the loader);
 #   2. they run only through binfmt: with the qemu-aarch64 entry disabled the same exec fails (the control);
-#   3. the black-box classes of tests/Berth.Tests that exercise the plugin's verbs and errors and the agent's
+#   3. the black-box classes of tests/Berth.BlackBox that exercise the plugin's verbs and errors and the agent's
 #      healing, with BERTH_PLUGIN and BERTH_AGENT naming the arm64 executables and BERTH_CNI_DIR Debian's arm64
 #      plugins (host-local for the parity tables, bridge for the namespaces);
 #   4. the arm64 .deb and .rpm: tests/packaging/test-packages-arm64.sh;
@@ -51,13 +51,13 @@ trap 'kill -- -"$root_pid" 2>/dev/null || true; rm -f "$root_log"' EXIT
 # 3. The same black-box checks as amd64, the arm64 executables under test.
 classes=(CniIpam.VersionTests CniIpam.BadInputTests CniIpam.GcStatusTests
          CniIpam.HostLocalParityTests CniIpam.BridgeTests HostAgent.RecoverTests HostAgent.RebootHealTests)
-filter=$(printf 'FullyQualifiedName~Berth.Tests.%s.|' "${classes[@]}"); filter=${filter%|}
+filter=$(printf 'FullyQualifiedName~Berth.BlackBox.%s.|' "${classes[@]}"); filter=${filter%|}
 t=$SECONDS
 # BERTH_EXEC_ENV: qemu-user 7.2 marks the GC's default 256 GiB address-space reservation page by page, 0.4 s of
 # every emulated start (110 ms instead of 450 ms with 1 GiB); an arm64 machine pays nothing for it. Only the
 # reservation changes: the executables and everything they do are the same.
 BERTH_PLUGIN=$PWD/$bin/berth BERTH_AGENT=$PWD/$bin/berth-agent BERTH_CNI_DIR=$cni BERTH_EXEC_ENV=DOTNET_GCRegionRange=40000000 \
-  ${DOTNET:-dotnet} test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo --filter "$filter" -- RunConfiguration.TreatNoTestsAsError=true
+  ${DOTNET:-dotnet} test tests/Berth.BlackBox/Berth.BlackBox.csproj -c Release --nologo --filter "$filter" -- RunConfiguration.TreatNoTestsAsError=true
 echo "ok: ${classes[*]} passed with the arm64 executables under qemu-user ($((SECONDS - t)) s)"
 
 # 4. The packages, and 5. the image for both architectures.

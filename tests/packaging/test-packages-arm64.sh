@@ -10,18 +10,12 @@ version=$(tr -d '[:space:]' < VERSION)
 deb=artifacts/arm64/packages/berth_${version}-1_arm64.deb
 rpm=artifacts/arm64/packages/berth-${version}-1.aarch64.rpm
 amd64_deb=artifacts/packages/berth_${version}-1_amd64.deb
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $1" >&2; }
-check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else fail "$what"; fi; }
-contains() { grep -qF -- "$2" <<<"$1"; }
+source tests/packaging/checks.sh
 [[ -f $deb && -f $rpm ]] || { echo "no arm64 packages: run 'make packages-arm64'" >&2; exit 1; }
 
-lint=$(lintian --fail-on error "$deb" 2>&1); status=$?
-if [[ $status -eq 0 ]]; then ok "lintian: no errors${lint:+ ($(grep -c '^[WI]:' <<<"$lint") warnings/infos)}"; else fail "lintian: $lint"; fi
+lintian_check "$deb"
 if grep -q binary-from-other-architecture <<<"$lint"; then fail "lintian: binary-from-other-architecture"; else ok "lintian finds no binary of another architecture"; fi
-lint=$(rpmlint -r packaging/rpm/berth.rpmlintrc "$rpm" 2>&1)
-if grep -qE '^[^ ]+: E: ' <<<"$lint"; then fail "rpmlint: $(grep -E ': E: ' <<<"$lint")"; else ok "rpmlint: no errors"; fi
+rpmlint_check "$rpm"
 check "deb is Architecture: arm64" test "$(dpkg-deb -f "$deb" Architecture)" = arm64
 check "rpm is aarch64" test "$(rpm -qp --qf '%{ARCH}' "$rpm")" = aarch64
 check "deb depends on libc6 only, as amd64's" test "$(dpkg-deb -f "$deb" Depends)" = "libc6 (>= 2.34)"

@@ -7,17 +7,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 version=$(tr -d '[:space:]' < VERSION)
 deb=artifacts/packages/berth_${version}-1_amd64.deb
 rpm=artifacts/packages/berth-${version}-1.x86_64.rpm
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $1" >&2; }
-check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else fail "$what"; fi; }
-contains() { grep -qF -- "$2" <<<"$1"; }
+source tests/packaging/checks.sh
 
 [[ -f $deb && -f $rpm ]] || { echo "no packages: run 'make packages'" >&2; exit 1; }
 
-# lintian: errors fail; overrides (each with its reason) are in packaging/deb/lintian-overrides.
-lint=$(lintian --fail-on error "$deb" 2>&1); status=$?
-if [[ $status -eq 0 ]]; then ok "lintian: no errors${lint:+ ($(grep -c '^[WI]:' <<<"$lint") warnings/infos)}"; else fail "lintian: $lint"; fi
+lintian_check "$deb"
 
 files=$(rpm -qpl "$rpm" 2>/dev/null)
 for f in /opt/cni/bin/berth /usr/bin/berth-agent /usr/lib/systemd/system/berth-recover.service \
@@ -33,8 +27,7 @@ for s in "postinstall scriptlet" "systemctl enable berth-recover.service berth-a
 done
 check "rpm name carries the version" test "$(rpm -qp --qf '%{VERSION}' "$rpm")" = "$version"
 if command -v rpmlint >/dev/null; then
-  lint=$(rpmlint -r packaging/rpm/berth.rpmlintrc "$rpm" 2>&1)
-  if grep -qE '^[^ ]+: E: ' <<<"$lint"; then fail "rpmlint: $(grep -E ': E: ' <<<"$lint")"; else ok "rpmlint: no errors"; fi
+  rpmlint_check "$rpm"
 fi
 check "deb depends on libc6 only" test "$(dpkg-deb -f "$deb" Depends)" = "libc6 (>= 2.34)"
 check "deb marks agent.json as a conffile" bash -c "dpkg-deb --ctrl-tarfile '$deb' | tar -xO ./conffiles | grep -qx /etc/berth/agent.json"

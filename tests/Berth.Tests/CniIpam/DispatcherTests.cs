@@ -170,6 +170,9 @@ public sealed class DispatcherTests : IDisposable
 
         Assert.Equal(0, Invoke("CHECK", Config(), containerId: "keep").Exit);
         Assert.Equal(1, Invoke("CHECK", Config(), containerId: "drop").Exit);
+        Assert.Equal(["10.1.0.2 keep", "fd01::2 keep"], SqliteCli.Column(Store, "SELECT address || ' ' || container_id FROM leases ORDER BY address"));
+        Assert.Equal(["10.1.0.3 drop cni-gc", "fd01::3 drop cni-gc"],
+            SqliteCli.Column(Store, "SELECT address || ' ' || container_id || ' ' || reason FROM history WHERE action = 'release' ORDER BY address"));
     }
 
     [Fact]
@@ -272,13 +275,20 @@ public sealed class DispatcherTests : IDisposable
         var exit = new Dispatcher(k => env.GetValueOrDefault(k), new MemoryStream(bytes), stdout, new StringWriter(),
             new PluginServices(_clock, _netns, TimeProvider.System)).Run();
 
+        var answer = Json(stdout.ToString());
         if (code == 0)
         {
+            // VERSION reads only the cniVersion, which is readable here, and answers in it.
             Assert.Equal(0, exit);
-            return;
+            Assert.Equal("0.4.0", answer.GetProperty("cniVersion").GetString());
+            Assert.Equal(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"], answer.GetProperty("supportedVersions").EnumerateArray().Select(v => v.GetString()));
         }
-        Assert.Equal(1, exit);
-        Assert.Equal(code, Json(stdout.ToString()).GetProperty("code").GetInt32());
+        else
+        {
+            Assert.Equal(1, exit);
+            Assert.Equal(code, answer.GetProperty("code").GetInt32());
+            Assert.Equal("0.4.0", answer.GetProperty("cniVersion").GetString());
+        }
         Assert.False(Directory.Exists(DataDir));
     }
 

@@ -35,9 +35,9 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
         _store = SqliteLeaseStore.Open(_dir.File("berth.db"), new StoreOptions(_clock, _time));
         // One lease of an earlier boot whose namespace is gone (recovery releases it), one of this boot.
         _clock.BootId = "boot-1";
-        _store.Write(tx => new Allocator(tx, _clock, _time, _netns).Allocate(Configs.Ipam("""[[{"subnet":"10.69.0.0/29"}]]"""), new Attachment("net1", "old", "eth0", "/run/netns/old", 1)));
+        _store.Write(tx => new Allocator(tx, _clock, _time, _netns).Allocate(ParsedConfig.Ipam("""[[{"subnet":"10.69.0.0/29"}]]"""), new Attachment("net1", "old", "eth0", "/run/netns/old", 1)));
         _clock.BootId = "boot-2";
-        _store.Write(tx => new Allocator(tx, _clock, _time, _netns).Allocate(Configs.Ipam("""[[{"subnet":"10.69.0.0/29"}]]"""), new Attachment("net1", "new", "eth0", "/run/netns/new", 2)));
+        _store.Write(tx => new Allocator(tx, _clock, _time, _netns).Allocate(ParsedConfig.Ipam("""[[{"subnet":"10.69.0.0/29"}]]"""), new Attachment("net1", "new", "eth0", "/run/netns/new", 2)));
 
         _notifier.IsEnabled.Returns(true);
         _notifier.When(n => n.Notify(Arg.Any<ServiceState>())).Do(call => _told.Writer.TryWrite((call.Arg<ServiceState>().ToString(), _time.GetUtcNow())));
@@ -51,7 +51,7 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
             return new SandboxList(true, new HashSet<string>());
         });
         var config = new AgentConfig { Interval = TimeSpan.FromMinutes(1), MetricsEnabled = false, GracePeriod = TimeSpan.FromHours(1), HostLocalDirs = [] };
-        _host = AgentDaemon.CreateHost(new AgentServices(config, _store, _clock, _time, _netns, new NoProcesses(), _runtime), _notifier, Watchdog);
+        _host = AgentDaemon.CreateHost(new AgentServices(config, _store, _clock, _time, _netns, new FakeProcesses(), _runtime), _notifier, Watchdog);
         await _host.StartAsync();
     }
 
@@ -170,10 +170,5 @@ public sealed class DaemonInProcessTests : IAsyncLifetime
         _host.Dispose();
         _store.Dispose();
         _dir.Dispose();
-    }
-
-    private sealed class NoProcesses : IProcessNamespaces
-    {
-        public IReadOnlySet<ulong>? NetnsInodes() => new HashSet<ulong>();
     }
 }

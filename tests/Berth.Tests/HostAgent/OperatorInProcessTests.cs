@@ -23,7 +23,7 @@ public sealed class OperatorInProcessTests : IDisposable
     {
         _store = SqliteLeaseStore.Open(_dir.File("berth.db"), new StoreOptions(_clock, TimeProvider.System));
         _runtime.ReadySandboxesAsync(default).ReturnsForAnyArgs(new SandboxList(true, new HashSet<string>()));
-        var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
         foreach (var id in new[] { "c1", "c2" })
         {
             _store.Write(tx =>
@@ -35,12 +35,7 @@ public sealed class OperatorInProcessTests : IDisposable
     }
 
     private ReleaseOutcome Release(string address, string? owner = null, bool force = false) =>
-        new ManualRelease(_store, _clock, _netns, new NoProcesses(), _runtime, [], TimeProvider.System).RunAsync(address, "net1", owner, force, dryRun: false, "tester", default).GetAwaiter().GetResult();
-
-    private sealed class NoProcesses : IProcessNamespaces
-    {
-        public IReadOnlySet<ulong>? NetnsInodes() => new HashSet<ulong>();
-    }
+        new ManualRelease(_store, _clock, _netns, new FakeProcesses(), _runtime, [], TimeProvider.System).RunAsync(address, "net1", owner, force, dryRun: false, "tester", default).GetAwaiter().GetResult();
 
     [Fact]
     public void A_runtime_that_lists_the_sandbox_as_ready_makes_a_release_refused()
@@ -71,7 +66,7 @@ public sealed class OperatorInProcessTests : IDisposable
     public void Check_finds_nothing_in_a_healthy_store_and_a_full_range_when_full()
     {
         Assert.Empty(HealthCheck.Run(_store, new FakeBootClock("boot-1"), []));
-        var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
         foreach (var id in new[] { "c3", "c4", "c5" })
         {
             _store.Write(tx =>
@@ -103,7 +98,7 @@ public sealed class OperatorInProcessTests : IDisposable
     public void Leases_shows_this_boots_age_on_the_boot_clock_and_an_earlier_boots_on_the_wall_clock()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 12, 0, 0, TimeSpan.Zero));
-        var config = Configs.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.68.0.0/29"}]]""");
         void Add(string id) => _store.Write(tx => new Allocator(tx, _clock, time, _netns).Allocate(config, new Attachment("net1", id, "eth0", "/run/netns/" + id, 9)));
         Add("old");
         // Two days later on the wall clock, in another boot, 2 min after it started: a new lease, 30 s before the listing.

@@ -3,7 +3,7 @@ using Berth.HostAgent.Cri;
 using Berth.HostAgent.Cri.V1;
 using Berth.HostAgent.Evidence;
 using Grpc.Core;
-using Berth.Tests.Support;
+using Runtime = Berth.Testing.Cri;
 
 namespace Berth.Tests.HostAgent.Cri;
 
@@ -12,12 +12,13 @@ public sealed class CriClientTests : IDisposable
     private readonly TempDir _dir = new();
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
 
-    private static PodSandbox Sandbox(string id, PodSandboxState state) =>
-        new() { Id = id, State = state, Metadata = new PodSandboxMetadata { Name = "pod-" + id, Namespace = "default", Uid = "uid-" + id }, CreatedAt = 42 };
+    /// <summary>A sandbox as a runtime sends it: built from the test side's CRI messages, read by the agent's own.</summary>
+    private static Runtime.PodSandbox Sandbox(string id, PodSandboxState state) =>
+        new() { Id = id, State = (Runtime.PodSandboxState)state, Metadata = new Runtime.PodSandboxMetadata { Name = "pod-" + id, Namespace = "default", Uid = "uid-" + id }, CreatedAt = 42 };
 
-    private static Func<string, byte[], CancellationToken, Task<FakeCriServer.Answer>> Listing(params PodSandbox[] sandboxes) =>
+    private static Func<string, byte[], CancellationToken, Task<FakeCriServer.Answer>> Listing(params Runtime.PodSandbox[] sandboxes) =>
         (method, _, _) => Task.FromResult(method == "ListPodSandbox"
-            ? new FakeCriServer.Answer(new ListPodSandboxResponse { Items = { sandboxes } })
+            ? new FakeCriServer.Answer(new Runtime.ListPodSandboxResponse { Items = { sandboxes } })
             : new FakeCriServer.Answer(null, (int)StatusCode.Unimplemented, "not in this fake"));
 
     [Fact]
@@ -165,35 +166,6 @@ public sealed class CriClientTests : IDisposable
 
         Assert.False(list.Known);
         Assert.Contains("shutting down", list.Problem);
-    }
-
-    public void Dispose() => _dir.Dispose();
-}
-
-/// <summary>The published (NativeAOT) agent asking a runtime: the CRI path works outside the JIT too.</summary>
-public sealed class PublishedAgentCriTests : IDisposable
-{
-    private readonly TempDir _dir = new();
-
-    [Fact]
-    public async Task Reconcile_keeps_the_lease_a_runtime_lists_as_ready_and_strikes_the_other()
-    {
-        var env = new Dictionary<string, string> { ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id") };
-        File.WriteAllText(_dir.File("boot_id"), "boot-cri\n");
-        var config = Configs.Json("""[[{"subnet":"10.63.0.0/24"}]]""", _dir.File("data"));
-        foreach (var id in new[] { "ready-one", "gone-one" }) Assert.Equal(0, PluginRun.Run(Repo.Plugin, "ADD", config, id, netns: "/nonexistent", extraEnvironment: env).ExitCode);
-        await using var runtime = await FakeCriServer.StartAsync(_dir.File("cri.sock"), (method, _, _) => Task.FromResult(new FakeCriServer.Answer(
-            new ListPodSandboxResponse { Items = { new PodSandbox { Id = "ready-one", State = PodSandboxState.SandboxReady }, new PodSandbox { Id = "gone-one", State = PodSandboxState.SandboxNotready } } })));
-        File.WriteAllText(_dir.File("agent.json"), $$"""{"gracePeriodSeconds": 0, "runtimeSockets": ["{{runtime.Socket}}"], "hostLocal": {"dirs": []} }""");
-
-        var agent = await Exec.RunAsync(Repo.Agent, ["reconcile", "--store", _dir.File("data/berth.db"), "--config", _dir.File("agent.json")],
-            new ExecOptions { Environment = ExecOptions.Text(env) });
-
-        Assert.True(agent.ExitCode == 0, agent.Stderr);
-        var output = agent.Stdout;
-        Assert.Contains("keep 10.63.0.2 (net1, ready-one/eth0): runtime", output);
-        Assert.Contains("strike 10.63.0.3 (net1, gone-one/eth0): none", output);
-        Assert.Contains("ListPodSandbox", runtime.Received.Select(r => r.Method));
     }
 
     public void Dispose() => _dir.Dispose();

@@ -11,8 +11,9 @@ using NSubstitute;
 namespace Berth.Tests.HostAgent.HostLocal;
 
 /// <summary>
-/// The guardian of host-local's files, in process: the files are written by Debian's real host-local into a
-/// directory of the test's, the store is a real SQLite file, the runtime and the clocks are the test's.
+/// The guardian of host-local's files, in process: the files are written as Debian's host-local writes them
+/// (HostLocalFiles; the black-box HostLocalFilesContractTests holds it to the real one) into a directory of the
+/// test's, the store is a real SQLite file, the runtime and the clocks are the test's.
 /// </summary>
 public sealed class HostLocalGuardTests : IDisposable
 {
@@ -44,18 +45,12 @@ public sealed class HostLocalGuardTests : IDisposable
     private HostLocalGuard Guard() =>
         new([Networks], [Pins], [Socket], TimeSpan.FromSeconds(1), _store, _clock, Grace, "berth-agent", TimeProvider.System, lockTimeout: TimeSpan.FromMilliseconds(200));
 
-    /// <summary>An ADD by Debian's host-local into the test's directory; returns the address it wrote.</summary>
-    private string HostLocalAdd(string containerId, string network = "cbr0")
-    {
-        var config = $$$"""{"cniVersion":"0.4.0","name":"{{{network}}}","type":"bridge","ipam":{"type":"host-local","subnet":"10.77.0.0/24","dataDir":"{{{Networks}}}"}}""";
-        var result = PluginRun.Run(Repo.HostLocal, "ADD", config, containerId, netns: "/var/run/netns/" + containerId);
-        Assert.True(result.ExitCode == 0, result.ToString());
-        return result.Addresses[0].Split('/')[0];
-    }
+    /// <summary>An ADD as Debian's host-local makes it, its files written into the test's directory; returns the address.</summary>
+    private string HostLocalAdd(string containerId, string network = "cbr0") => HostLocalFiles.Add(Networks, network, "10.77.0.", containerId);
 
     private bool FileExists(string address, string network = "cbr0") => File.Exists(Path.Combine(Networks, network, address));
 
-    private Task<EvidenceSnapshot> Gather() => EvidenceSnapshot.GatherAsync(new FakeNetnsProbe(), new NoProcesses(), _runtime, default);
+    private Task<EvidenceSnapshot> Gather() => EvidenceSnapshot.GatherAsync(new FakeNetnsProbe(), new FakeProcesses(), _runtime, default);
 
     private GuardReport Pass(bool dryRun = false) => Guard().PassAsync(Gather().Result, Gather, dryRun).GetAwaiter().GetResult();
 
@@ -67,11 +62,6 @@ public sealed class HostLocalGuardTests : IDisposable
     {
         _clock.BootId = "boot-" + (int.Parse(_clock.BootId[5..]) + 1);
         _clock.SinceBoot = TimeSpan.FromSeconds(20);
-    }
-
-    private sealed class NoProcesses : IProcessNamespaces
-    {
-        public IReadOnlySet<ulong>? NetnsInodes() => new HashSet<ulong>();
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using Berth.HostAgent.Node;
-using Berth.Tests.Support;
 
 namespace Berth.Tests.HostAgent.Node;
 
@@ -74,20 +73,6 @@ public sealed class CniInstallTests : IDisposable
     {
         var e = Assert.Throws<CniInstallException>(() => CniInstall.Install(_source, to));
         Assert.Contains(message, e.Message);
-    }
-
-    [Theory]
-    [InlineData("false", 0, "install-cni is off")]
-    [InlineData("yes", 2, "--enabled must be \"true\" or \"false\"")]
-    [InlineData("true", 0, "installed ")]
-    public void The_command_takes_the_ConfigMaps_switch_as_it_comes(string enabled, int exit, string says)
-    {
-        Repo.RequireBuilt();
-        var r = PluginRun.Agent(new Dictionary<string, string>(), "install-cni", "--to", _bin, "--from", Repo.Plugin, "--enabled", enabled);
-
-        Assert.True(r.ExitCode == exit, r.ToString());
-        Assert.Contains(says, r.Stdout + r.Stderr);
-        Assert.Equal(enabled == "true", File.Exists(Path.Combine(_bin, "berth")));
     }
 
     [Fact]

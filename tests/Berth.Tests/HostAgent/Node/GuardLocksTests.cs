@@ -1,5 +1,4 @@
 using Berth.HostAgent.Node;
-using Berth.Tests.Support;
 
 namespace Berth.Tests.HostAgent.Node;
 

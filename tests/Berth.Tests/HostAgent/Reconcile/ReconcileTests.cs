@@ -25,13 +25,6 @@ public sealed class ReconcileTests : IDisposable
         Runtime(ready: []);
     }
 
-    private sealed class FakeProcesses : IProcessNamespaces
-    {
-        public HashSet<ulong>? Inodes { get; set; } = [];
-
-        public IReadOnlySet<ulong>? NetnsInodes() => Inodes;
-    }
-
     private void Runtime(string[] ready) => _runtime.ReadySandboxesAsync(default).ReturnsForAnyArgs(new SandboxList(true, ready.ToHashSet()));
 
     private void RuntimeDown() => _runtime.ReadySandboxesAsync(default).ReturnsForAnyArgs(SandboxList.Unknown("socket down"));

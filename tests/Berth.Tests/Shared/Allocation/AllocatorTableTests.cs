@@ -78,7 +78,7 @@ public abstract class AllocatorTableTests
         foreach (var address in taken) Taken(address);
         if (cursor is not null) Cursor(cursor);
 
-        var leases = Add(Configs.Ipam(ranges), "c1");
+        var leases = Add(ParsedConfig.Ipam(ranges), "c1");
 
         Assert.Equal(expected, Assert.Single(leases).Address.ToString());
         Assert.Equal(expected, Run(tx => tx.Cursor("net1", 0))!.ToString());
@@ -90,7 +90,7 @@ public abstract class AllocatorTableTests
     {
         foreach (var a in new[] { "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6" }) Taken(a);
 
-        var e = Assert.Throws<CniException>(() => Add(Configs.Ipam("""[[{"subnet":"10.0.0.0/29"}]]"""), "c1"));
+        var e = Assert.Throws<CniException>(() => Add(ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/29"}]]"""), "c1"));
 
         Assert.Equal(ErrorCodes.RangeExhausted, e.Code);
         Assert.Contains("5 leases, 0 from earlier boots", e.Message);
@@ -99,7 +99,7 @@ public abstract class AllocatorTableTests
     [Fact]
     public void Allocate_gives_one_address_per_range_set_for_dual_stack()
     {
-        var leases = Add(Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/64"}]]"""), "c1");
+        var leases = Add(ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/64"}]]"""), "c1");
 
         Assert.Equal(["10.0.0.2", "fd00::2"], leases.Select(l => l.Address.ToString()));
         Assert.Equal([0, 1], leases.Select(l => l.RangeSet));
@@ -108,7 +108,7 @@ public abstract class AllocatorTableTests
     [Fact]
     public void Allocate_again_for_the_same_attachment_returns_what_it_holds()
     {
-        var config = Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/64"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/64"}]]""");
         var first = Add(config, "c1");
         Add(config, "c2");
 
@@ -121,7 +121,7 @@ public abstract class AllocatorTableTests
     [Fact]
     public void Allocate_for_another_ifname_of_the_same_container_gets_another_address()
     {
-        var config = Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""");
 
         var eth0 = Add(config, "c1", "eth0");
         var net1 = Add(config, "c1", "net1");
@@ -132,10 +132,10 @@ public abstract class AllocatorTableTests
     [Fact]
     public void Allocate_gives_the_requested_address_and_moves_the_cursor_there()
     {
-        var leases = Add(Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""", "IgnoreUnknown=1;IP=10.0.0.77"), "c1");
+        var leases = Add(ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""", "IgnoreUnknown=1;IP=10.0.0.77"), "c1");
 
         Assert.Equal("10.0.0.77", leases[0].Address.ToString());
-        Assert.Equal("10.0.0.78", Add(Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}]]"""), "c2")[0].Address.ToString());
+        Assert.Equal("10.0.0.78", Add(ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}]]"""), "c2")[0].Address.ToString());
     }
 
     [Fact]
@@ -143,7 +143,7 @@ public abstract class AllocatorTableTests
     {
         Taken("10.0.0.77", owner: "holder-container");
 
-        var e = Assert.Throws<CniException>(() => Add(Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""", "IP=10.0.0.77"), "c1"));
+        var e = Assert.Throws<CniException>(() => Add(ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""", "IP=10.0.0.77"), "c1"));
 
         Assert.Equal(ErrorCodes.AddressUnavailable, e.Code);
         Assert.Contains("holder-container", e.Message);
@@ -155,7 +155,7 @@ public abstract class AllocatorTableTests
     [InlineData("IP=10.0.0.7,10.0.0.8", "different range set")]
     public void Allocate_refuses_a_requested_address_that_cannot_be_given(string cniArgs, string why)
     {
-        var e = Assert.Throws<CniException>(() => Add(Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""", cniArgs), "c1"));
+        var e = Assert.Throws<CniException>(() => Add(ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""", cniArgs), "c1"));
 
         Assert.Equal(ErrorCodes.AddressUnavailable, e.Code);
         Assert.Contains(why, e.Message);
@@ -165,7 +165,7 @@ public abstract class AllocatorTableTests
     [Fact]
     public void Allocate_takes_args_ips_over_cni_args_ip()
     {
-        var config = Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""", "IP=10.0.0.50", extra: ""","args":{"cni":{"ips":["10.0.0.60"]}}""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""", "IP=10.0.0.50", extra: ""","args":{"cni":{"ips":["10.0.0.60"]}}""");
 
         Assert.Equal("10.0.0.60", Add(config, "c1")[0].Address.ToString());
     }
@@ -175,7 +175,7 @@ public abstract class AllocatorTableTests
     {
         Taken("fd00::2", rangeSet: 1);
         Taken("fd00::3", rangeSet: 1);
-        var config = Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/126"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/126"}]]""");
 
         Assert.Throws<CniException>(() => Add(config, "c1"));
 
@@ -193,7 +193,7 @@ public abstract class AllocatorTableTests
         Netns.Namespaces["/var/run/netns/alive"] = 12;
         Netns.Namespaces["/var/run/netns/reused"] = 99;
 
-        var leases = Add(Configs.Ipam("""[[{"subnet":"10.0.0.0/29"}]]"""), "c1");
+        var leases = Add(ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/29"}]]"""), "c1");
 
         // .2 (netns gone) and .4 (path now names another namespace) are reclaimed; .3 lives; this boot's are kept.
         Assert.Equal("10.0.0.2", leases[0].Address.ToString());
@@ -208,7 +208,7 @@ public abstract class AllocatorTableTests
         foreach (var a in new[] { "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6" }) Taken(a, netns: "/var/run/netns/gone");
         Netns.Namespaces["/var/run/netns/alive"] = 12;
 
-        var e = Assert.Throws<CniException>(() => Add(Configs.Ipam("""[[{"subnet":"10.0.0.0/29"}]]"""), "c1"));
+        var e = Assert.Throws<CniException>(() => Add(ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/29"}]]"""), "c1"));
 
         Assert.Equal(ErrorCodes.RangeExhausted, e.Code);
         Assert.Contains("5 leases, 1 from earlier boots", e.Message);
@@ -217,7 +217,7 @@ public abstract class AllocatorTableTests
     [Fact]
     public void Release_frees_every_address_of_the_attachment_and_only_those()
     {
-        var config = Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/64"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/64"}]]""");
         Add(config, "c1");
         Add(config, "c2");
 
@@ -232,7 +232,7 @@ public abstract class AllocatorTableTests
     [Fact]
     public void Collect_releases_the_attachments_the_runtime_does_not_list()
     {
-        var config = Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""");
         Add(config, "keep");
         Add(config, "drop");
         Add(config, "keep", "net1");
@@ -246,7 +246,7 @@ public abstract class AllocatorTableTests
     [Fact]
     public void A_freed_address_is_not_handed_out_again_at_once()
     {
-        var config = Configs.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""");
+        var config = ParsedConfig.Ipam("""[[{"subnet":"10.0.0.0/24"}]]""");
         var first = Add(config, "c1");
         Run(tx => AllocatorFor(tx).Release("net1", "c1", "eth0", Reasons.CniDel));
 

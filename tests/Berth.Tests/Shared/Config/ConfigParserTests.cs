@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Berth.Shared.Cni;
 using Berth.Shared.Config;
-using Berth.Tests.Support;
 
 namespace Berth.Tests.Shared.Config;
 

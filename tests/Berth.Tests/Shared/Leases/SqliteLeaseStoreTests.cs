@@ -2,6 +2,7 @@ using System.Net;
 using Berth.Shared.Cni;
 using Berth.Shared.Leases;
 using Berth.Tests.Support;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Tests.Shared.Leases;
 
@@ -223,6 +224,26 @@ public sealed class SqliteLeaseStoreTests : IDisposable
             var actual = store.Read(tx => tx.FirstUnleased("net1", IPAddress.Parse($"10.0.0.{from}"), IPAddress.Parse($"10.0.0.{to}")));
             Assert.True(expected == actual?.ToString(), $"seed {seed} step {step}: first free in .{from}-.{to} is {expected}, the store said {actual}");
         }
+    }
+
+    [Fact]
+    public void Pruning_history_keeps_whichever_is_more_and_never_touches_leases()
+    {
+        var clock = new FakeBootClock();
+        var time = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z"));
+        using var store = SqliteLeaseStore.Open(_dir.File("prune.db"), new StoreOptions(clock, time));
+        Lease L(int i) => new("n", IPAddress.Parse($"10.0.0.{i}"), 0, "10.0.0.0/24", $"c{i}", "eth0", "", null, null, null, null, clock.BootId, TimeSpan.Zero, time.GetUtcNow(), Reasons.CniAdd);
+        for (var i = 1; i <= 10; i++) store.Write(tx => { tx.Add(L(i), new Change(Reasons.CniAdd, "t")); return 0; });
+        time.Advance(TimeSpan.FromDays(40));
+        for (var i = 11; i <= 13; i++) store.Write(tx => { tx.Add(L(i), new Change(Reasons.CniAdd, "t")); return 0; });
+
+        var keepFive = store.Write(tx => tx.PruneHistory(5, time.GetUtcNow() - TimeSpan.FromDays(30)));
+        var keepRecent = store.Write(tx => tx.PruneHistory(1, time.GetUtcNow() - TimeSpan.FromDays(30)));
+
+        Assert.Equal(8, keepFive);
+        Assert.Equal(2, keepRecent);
+        Assert.Equal(13, store.Read(tx => tx.AllLeases().Count));
+        Assert.Equal(3, store.Query(q => q.History(new HistoryFilter())).Count);
     }
 
     public void Dispose() => _dir.Dispose();
