@@ -123,7 +123,7 @@ internal static partial class Cli
         config = config with { HostLocalDirs = [.. config.HostLocalDirs.Where(d => !locks.Aside.Contains(d))] };
         using var host = AgentDaemon.CreateHost(config, store, Clock, new NetnsProbe(), new ProcNamespaces(), Runtime(config),
             new Microsoft.Extensions.Hosting.Systemd.SystemdNotifier(), AgentDaemon.WatchdogInterval(Environment.GetEnvironmentVariable), TimeProvider.System,
-            new Node.AgentStartup(config.Store, newStore, locks));
+            new Node.AgentStartup(config.Store, newStore, locks), config.PluginSocket);
         await host.RunAsync(cancellationToken).ConfigureAwait(false);
         return Ok;
     }
