@@ -24,6 +24,9 @@ public static class ServingAgent
     /// <summary>The socket every plugin run by the harness is given: the serving agent's, or one that never exists.</summary>
     public static string Socket => Started.Value.Socket;
 
+    /// <summary>The agent serving this test run, or null without the switch.</summary>
+    public static SocketAgent? Agent => Started.Value.Agent;
+
     /// <summary>What a plugin run gets in its environment for this mode.</summary>
     public static IReadOnlyDictionary<string, string> PluginEnvironment => new Dictionary<string, string> { [SocketVariable] = Socket };
 
@@ -44,7 +47,7 @@ public static class ServingAgent
     {
         var dir = Directory.CreateTempSubdirectory("berth-serving-agent-").FullName;
         if (!Enabled) return (Path.Combine(dir, "no-agent", "plugin.sock"), null);
-        var agent = SocketAgent.Start(dir, Path.Combine(dir, "run", "plugin.sock"));
+        var agent = SocketAgent.Start(dir, Path.Combine(dir, "run", "plugin.sock"), metrics: true);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => agent.Dispose();
         return (agent.Socket, agent);
     }

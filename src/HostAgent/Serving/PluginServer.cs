@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading.Channels;
+using Berth.Shared.Cni;
 using Berth.Shared.Evidence;
 using Berth.Shared.Plugin;
 using Microsoft.Extensions.Hosting;
@@ -39,7 +40,7 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
 
     public string SocketPath => socketPath;
 
-    private sealed record Work(CallFrames.Call Call, Socket Peer, TaskCompletionSource<byte[]?> Answer);
+    private sealed record Work(CallFrames.Call Call, Socket Peer, int Pid, TaskCompletionSource<byte[]?> Answer);
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
@@ -120,7 +121,8 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
             byte[]? answer;
             try
             {
-                if (RefusedPeer(peer) is { } who)
+                var (pid, refused) = Peer(peer);
+                if (refused is { } who)
                 {
                     Served.Refused("peer");
                     logger.LogWarning("plugin calls: refused a peer: {Who}", who);
@@ -143,7 +145,7 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
                     Served.Refused("slow");
                     return;
                 }
-                var work = new Work(call, peer, new TaskCompletionSource<byte[]?>(TaskCreationOptions.RunContinuationsAsynchronously));
+                var work = new Work(call, peer, pid, new TaskCompletionSource<byte[]?>(TaskCreationOptions.RunContinuationsAsynchronously));
                 if (!_queue.Writer.TryWrite(work))
                 {
                     Served.Refused("stopping");
@@ -171,15 +173,15 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
         }
     }
 
-    /// <summary>Why the peer may not call, or null when it may: root, or this agent's own user (SO_PEERCRED).</summary>
-    private static string? RefusedPeer(Socket peer)
+    /// <summary>The peer's pid, and why it may not call, or null when it may: root, or this agent's own user (SO_PEERCRED).</summary>
+    private static (int Pid, string? Refused) Peer(Socket peer)
     {
         const int SolSocket = 1, SoPeercred = 17;
         Span<byte> cred = stackalloc byte[12];
-        if (peer.GetRawSocketOption(SolSocket, SoPeercred, cred) < 12) return "the peer's credentials cannot be read";
+        if (peer.GetRawSocketOption(SolSocket, SoPeercred, cred) < 12) return (0, "the peer's credentials cannot be read");
         var pid = MemoryMarshal.Read<int>(cred);
         var uid = MemoryMarshal.Read<uint>(cred[4..]);
-        return uid == 0 || uid == geteuid() ? null : $"pid {pid} runs as uid {uid}";
+        return (pid, uid == 0 || uid == geteuid() ? null : $"pid {pid} runs as uid {uid}");
     }
 
     private static async Task<CallFrames.Call> ReadRequestAsync(Socket peer, CancellationToken stop)
@@ -250,9 +252,10 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
         string? Environment(string name) => call.Environment.GetValueOrDefault(name);
         var callClock = new SystemBootClock(Environment);
         var gone = false;
-        var services = new PluginServices(callClock, new NetnsProbe(), TimeProvider.System)
+        var view = new CallerView(work.Pid, _stores!, new NetnsProbe());
+        var services = new PluginServices(callClock, view, TimeProvider.System)
         {
-            Stores = _stores,
+            Stores = view,
             // Nothing is committed for a caller that is gone: it may be retrying the call itself, or the runtime may
             // have given up on it and be deleting the attachment already.
             Proceed = () =>
@@ -277,9 +280,35 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
             Served.Refused("caller-gone");
             return null;
         }
+        if (view.Declined is { } declined)
+        {
+            Served.Refused("view");
+            return CallFrames.EncodeRefusal($"berth-agent does not see the caller's files: {declined}");
+        }
+        // Failures that can come from where the agent runs rather than from the call (a file it cannot read or write,
+        // a boot ID file it cannot see): the plugin answers those itself, so that its answer is the one it always gave.
+        if (exit != 0 && ErrorCode(stdout) is ErrorCodes.IoFailure or ErrorCodes.InvalidConfig or ErrorCodes.InvalidEnvironment or ErrorCodes.NotAvailable or ErrorCodes.Internal)
+        {
+            Served.Refused("error");
+            return CallFrames.EncodeRefusal("the plugin answers this error itself");
+        }
         Served.Call(verb, exit == 0);
         if (stdout.Length > CallFrames.MaxOutputBytes || stderr.Length > CallFrames.MaxOutputBytes) return CallFrames.EncodeRefusal("answer too large for a frame");
         return CallFrames.EncodeResult(exit, stdout.GetBuffer().AsSpan(0, (int)stdout.Length), stderr.GetBuffer().AsSpan(0, (int)stderr.Length));
+    }
+
+    /// <summary>The "code" of the CNI error the dispatcher wrote, or null.</summary>
+    private static int? ErrorCode(MemoryStream stdout)
+    {
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(stdout.GetBuffer().AsMemory(0, (int)stdout.Length));
+            return doc.RootElement.TryGetProperty("code", out var code) && code.TryGetInt32(out var c) ? c : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The peer hung up: it sends nothing after its request, so a readable socket with nothing to read is its end.</summary>

@@ -5,8 +5,12 @@ namespace Berth.HostAgent.Serving;
 /// <summary>The plugin calls this agent answered, by verb and result, and those it refused, by why (the metrics page).</summary>
 internal sealed class ServedCalls
 {
-    /// <summary>Why a connection got no answer from the dispatcher: not root, not a request, too slow, the agent stopping, the caller gone before the commit, a bug.</summary>
-    public static readonly string[] RefusalReasons = ["peer", "malformed", "slow", "stopping", "caller-gone", "internal"];
+    /// <summary>
+    /// Why a connection got no answer from the dispatcher: not root, not a request, too slow, the agent stopping, the
+    /// caller gone before the commit, the caller's files not the agent's (another mount namespace), an error the plugin
+    /// answers itself, a bug.
+    /// </summary>
+    public static readonly string[] RefusalReasons = ["peer", "malformed", "slow", "stopping", "caller-gone", "view", "error", "internal"];
 
     private static readonly string[] Verbs = ["ADD", "DEL", "CHECK", "GC", "STATUS"];
 

@@ -7,18 +7,19 @@ namespace Berth.HostAgent.Serving;
 
 /// <summary>
 /// The stores the served calls use, kept open by path, at most <see cref="MaxKept"/> (a node has one or two; more are
-/// closed least recently used first). A store whose file was replaced or removed since it was opened (an operator
-/// moved it aside) is opened again: a commit into a file nobody reads would be a lost acknowledged write. A store no
-/// longer kept is closed when the last call using it is done.
+/// closed least recently used first). A store whose file changed since the last call took it (replaced, removed,
+/// truncated, written by anything but a WAL commit: a checkpoint, a restored backup, damage) is opened again, as every
+/// plugin process opens it: a commit into a file nobody reads would be a lost acknowledged write, and a damaged file
+/// must get the plugin's own error. A store no longer kept is closed when the last call using it is done.
 /// </summary>
 internal sealed partial class StoreKeeper(CallClock clock) : IStoreKeeper, IDisposable
 {
     public const int MaxKept = 16;
 
-    private sealed class Kept(SqliteLeaseStore store, (ulong, ulong) id)
+    private sealed class Kept(SqliteLeaseStore store, Stamp id)
     {
         public SqliteLeaseStore Store { get; } = store;
-        public (ulong, ulong) Id { get; } = id;
+        public Stamp Id { get; set; } = id;
         public int Uses { get; set; }
         public bool Retired { get; set; }
         public long LastUsed { get; set; }
@@ -33,7 +34,7 @@ internal sealed partial class StoreKeeper(CallClock clock) : IStoreKeeper, IDisp
     {
         lock (_lock)
         {
-            var id = FileId(path);
+            var id = StampOf(path);
             if (_kept.TryGetValue(path, out var kept) && (kept.Id != id || id == default))
             {
                 Retire(path, kept);
@@ -42,12 +43,16 @@ internal sealed partial class StoreKeeper(CallClock clock) : IStoreKeeper, IDisp
             if (kept is null)
             {
                 var store = SqliteLeaseStore.Open(path, options with { BootClock = clock });
-                kept = new Kept(store, FileId(path));
+                kept = new Kept(store, StampOf(path));
                 _kept[path] = kept;
-                while (_kept.Count > MaxKept) Retire(_kept.MinBy(k => k.Value.LastUsed).Key, _kept.MinBy(k => k.Value.LastUsed).Value);
             }
             kept.Uses++;
             kept.LastUsed = ++_tick;
+            while (_kept.Count > MaxKept)
+            {
+                var oldest = _kept.MinBy(k => k.Value.LastUsed);
+                Retire(oldest.Key, oldest.Value);
+            }
             _inUse[kept.Store] = kept;
             return kept.Store;
         }
@@ -80,15 +85,22 @@ internal sealed partial class StoreKeeper(CallClock clock) : IStoreKeeper, IDisp
         if (kept.Uses == 0) kept.Store.Dispose();
     }
 
+    /// <summary>A file's identity and the marks a write leaves on it.</summary>
+    internal readonly record struct Stamp(ulong Device, ulong Inode, ulong Size, long Modified, long Changed);
+
     /// <summary>The file's device and inode (statx: the same layout on every architecture), or default when it is not there.</summary>
-    private static (ulong, ulong) FileId(string path)
+    internal static (ulong, ulong) FileId(string path) => StampOf(path) is var s ? (s.Device, s.Inode) : default;
+
+    private static Stamp StampOf(string path)
     {
-        const int AtFdcwd = -100, StatxIno = 0x100;
-        Span<byte> buffer = stackalloc byte[256];
-        if (statx(AtFdcwd, path, 0, StatxIno, buffer) != 0) return default;
-        // stx_ino is the u64 at byte 32; stx_dev_major and stx_dev_minor the u32s at 136 and 140.
-        var device = ((ulong)BinaryPrimitives.ReadUInt32LittleEndian(buffer[136..]) << 32) | BinaryPrimitives.ReadUInt32LittleEndian(buffer[140..]);
-        return (device, BinaryPrimitives.ReadUInt64LittleEndian(buffer[32..]));
+        const int AtFdcwd = -100, StatxBasicStats = 0x7ff;
+        Span<byte> b = stackalloc byte[256];
+        if (statx(AtFdcwd, path, 0, StatxBasicStats, b) != 0) return default;
+        // struct statx: stx_ino u64 at 32, stx_size u64 at 40, stx_ctime at 96 and stx_mtime at 112 (i64 seconds,
+        // u32 nanoseconds), stx_dev_major and stx_dev_minor u32 at 136 and 140.
+        static long Time(ReadOnlySpan<byte> t) => BinaryPrimitives.ReadInt64LittleEndian(t) * 1_000_000_000 + BinaryPrimitives.ReadUInt32LittleEndian(t[8..]);
+        var device = ((ulong)BinaryPrimitives.ReadUInt32LittleEndian(b[136..]) << 32) | BinaryPrimitives.ReadUInt32LittleEndian(b[140..]);
+        return new Stamp(device, BinaryPrimitives.ReadUInt64LittleEndian(b[32..]), BinaryPrimitives.ReadUInt64LittleEndian(b[40..]), Time(b[112..]), Time(b[96..]));
     }
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

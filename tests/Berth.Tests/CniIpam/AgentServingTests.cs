@@ -30,6 +30,25 @@ public sealed class AgentServingTests : IDisposable
     private IReadOnlyList<string?> Leases() => SqliteCli.Column(Store, "SELECT container_id || ' ' || address FROM leases ORDER BY address");
 
     [Fact]
+    public void The_black_box_tests_run_against_the_agent_exactly_when_the_switch_is_on()
+    {
+        var before = ServingAgent.Agent is { } serving ? Served(serving, "ADD") : 0;
+
+        var add = PluginRun.Run(Repo.Plugin, "ADD", Config, "c1", netns: "/var/run/netns/none");
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        if (ServingAgent.Enabled)
+        {
+            Assert.True(Served(ServingAgent.Agent!, "ADD") > before);
+        }
+        else
+        {
+            Assert.Null(ServingAgent.Agent);
+            Assert.False(File.Exists(ServingAgent.Socket));
+        }
+    }
+
+    [Fact]
     public void The_agent_answers_ADD_and_DEL_and_the_plugin_relays_its_answers()
     {
         using var agent = StartAgent();
