@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
-using System.Threading.Channels;
 using Berth.Shared.Cni;
 using Berth.Shared.Evidence;
 using Berth.Shared.Plugin;
@@ -12,9 +11,9 @@ namespace Berth.HostAgent.Serving;
 
 /// <summary>
 /// Answers the plugin's calls on its socket (<see cref="PluginSocket"/>) with the plugin's own dispatcher and verbs,
-/// on stores kept open, committing exactly as the plugin does. One call per connection: the request is read within
-/// <see cref="ReadTimeout"/> (a silent or slow peer is dropped, and holds no worker meanwhile), then run by one of a
-/// few worker threads, which stand in the store's writer line like any plugin process. A peer that is not root (nor
+/// on stores kept open, committing exactly as the plugin does. One call per connection, served from accept to answer by
+/// one of a few worker threads, which stand in the store's writer line like any plugin process; the request must come
+/// whole within <see cref="ReadTimeout"/>, or the peer is dropped. A peer that is not root (nor
 /// this agent's own user) is refused; so is anything that is not a request frame. Whatever it refuses, the plugin
 /// does itself.
 /// </summary>
@@ -23,11 +22,14 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
     /// <summary>How long a peer has to send its request, and to take the answer.</summary>
     public static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
 
-    /// <summary>Calls run at once: a store's transactions take turns on its connection anyway; more workers let another store's call, or the next call's parsing, overlap.</summary>
-    private const int Workers = 4;
+    /// <summary>
+    /// Connections served at once, each on its own thread from accept to answer: a store's transactions take turns on
+    /// its connection anyway; more workers let the next calls' reading and parsing overlap a commit, and a few silent
+    /// peers (root's, the only ones that can connect) delay nobody.
+    /// </summary>
+    private const int Workers = 8;
 
     private readonly CallClock _clock = new(clock);
-    private readonly Channel<Work> _queue = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = false });
     private StoreKeeper? _stores;
     private Socket? _listener;
     private int _lockFd = -1;
@@ -39,8 +41,6 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
     public bool Serving => _listener is not null;
 
     public string SocketPath => socketPath;
-
-    private sealed record Work(CallFrames.Call Call, Socket Peer, int Pid, TaskCompletionSource<byte[]?> Answer);
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
@@ -91,21 +91,16 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
     protected override async Task ExecuteAsync(CancellationToken stop)
     {
         if (_listener is not { } listener) return;
-        for (var i = 0; i < Workers; i++) new Thread(() => Serve(stop)) { IsBackground = true, Name = $"berth plugin call {i}" }.Start();
+        for (var i = 0; i < Workers; i++) new Thread(() => Serve(listener, stop)) { IsBackground = true, Name = $"berth plugin calls {i}" }.Start();
         try
         {
-            while (!stop.IsCancellationRequested)
-            {
-                var peer = await listener.AcceptAsync(stop).ConfigureAwait(false);
-                _ = Task.Run(() => HandleAsync(peer, stop), CancellationToken.None);
-            }
+            await Task.Delay(Timeout.Infinite, stop).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
         }
         finally
         {
-            _queue.Writer.TryComplete();
             // Stop taking calls first: a plugin that connects from now on finds no socket and does its call itself.
             // A call in flight finishes on its worker, or dies with the process: uncommitted, and its plugin, finding
             // the connection closed, does it itself.
@@ -114,61 +109,87 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
         }
     }
 
-    private async Task HandleAsync(Socket peer, CancellationToken stop)
+    /// <summary>
+    /// One worker: accepts a connection and serves it to the end on this thread, with no hand-over between threads
+    /// (each one costs a wake-up, which on a loaded node is most of a call's time).
+    /// </summary>
+    private void Serve(Socket listener, CancellationToken stop)
     {
-        using (peer)
+        while (!stop.IsCancellationRequested)
         {
-            byte[]? answer;
+            Socket peer;
             try
             {
-                var (pid, refused) = Peer(peer);
-                if (refused is { } who)
-                {
-                    Served.Refused("peer");
-                    logger.LogWarning("plugin calls: refused a peer: {Who}", who);
-                    await SendAsync(peer, CallFrames.EncodeRefusal($"berth-agent serves root only; {who}")).ConfigureAwait(false);
-                    return;
-                }
-                CallFrames.Call call;
-                try
-                {
-                    call = await ReadRequestAsync(peer, stop).ConfigureAwait(false);
-                }
-                catch (FormatException e)
-                {
-                    Served.Refused("malformed");
-                    await SendAsync(peer, CallFrames.EncodeRefusal($"not a call: {e.Message}")).ConfigureAwait(false);
-                    return;
-                }
-                catch (OperationCanceledException) when (!stop.IsCancellationRequested)
-                {
-                    Served.Refused("slow");
-                    return;
-                }
-                var work = new Work(call, peer, pid, new TaskCompletionSource<byte[]?>(TaskCreationOptions.RunContinuationsAsynchronously));
-                if (!_queue.Writer.TryWrite(work))
-                {
-                    Served.Refused("stopping");
-                    await SendAsync(peer, CallFrames.EncodeRefusal("berth-agent is stopping")).ConfigureAwait(false);
-                    return;
-                }
-                answer = await work.Answer.Task.ConfigureAwait(false);
+                peer = listener.Accept();
             }
-            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
-                // The peer went away, or the agent is stopping: the plugin does the call itself.
-                return;
+                if (stop.IsCancellationRequested || e is ObjectDisposedException) return;
+                continue;
             }
-            if (answer is not null)
+            try
             {
-                try
-                {
-                    await SendAsync(peer, answer).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
-                {
-                    // The plugin gave up after the commit: its own retry returns the same lease (ADD) or frees nothing more (DEL).
-                }
+                Handle(peer, stop);
+            }
+            catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+            {
+                // The peer went away: the plugin does the call itself.
+            }
+            catch (Exception e)
+            {
+                // A bug outside the dispatcher's own catch-all: no answer, and the plugin does the call itself.
+                logger.LogError("plugin calls: {Type}: {Message} (a bug in berth-agent; please report it with this line)", e.GetType().Name, e.Message);
+                Served.Refused("internal");
+            }
+            finally
+            {
+                peer.Dispose();
+            }
+        }
+    }
+
+    private void Handle(Socket peer, CancellationToken stop)
+    {
+        peer.SendTimeout = (int)ReadTimeout.TotalMilliseconds;
+        var (pid, refused) = Peer(peer);
+        if (refused is { } who)
+        {
+            Served.Refused("peer");
+            logger.LogWarning("plugin calls: refused a peer: {Who}", who);
+            Send(peer, CallFrames.EncodeRefusal($"berth-agent serves root only; {who}"));
+            return;
+        }
+        CallFrames.Call call;
+        try
+        {
+            call = ReadRequest(peer);
+        }
+        catch (FormatException e)
+        {
+            Served.Refused("malformed");
+            Send(peer, CallFrames.EncodeRefusal($"not a call: {e.Message}"));
+            return;
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
+        {
+            Served.Refused("slow");
+            return;
+        }
+        if (stop.IsCancellationRequested)
+        {
+            Served.Refused("stopping");
+            Send(peer, CallFrames.EncodeRefusal("berth-agent is stopping"));
+            return;
+        }
+        if (Run(call, peer, pid) is { } answer)
+        {
+            try
+            {
+                Send(peer, answer);
+            }
+            catch (SocketException)
+            {
+                // The plugin gave up after the commit: its own retry returns the same lease (ADD) or frees nothing more (DEL).
             }
         }
     }
@@ -184,75 +205,44 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
         return (pid, uid == 0 || uid == geteuid() ? null : $"pid {pid} runs as uid {uid}");
     }
 
-    private static async Task<CallFrames.Call> ReadRequestAsync(Socket peer, CancellationToken stop)
+    /// <summary>The request, read within <see cref="ReadTimeout"/> in all however slowly it comes.</summary>
+    private static CallFrames.Call ReadRequest(Socket peer)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        timeout.CancelAfter(ReadTimeout);
+        var deadline = Environment.TickCount64 + (long)ReadTimeout.TotalMilliseconds;
         var header = new byte[CallFrames.HeaderBytes];
-        await ReadExactlyAsync(peer, header, timeout.Token).ConfigureAwait(false);
+        ReadExactly(peer, header, deadline);
         var (_, length) = CallFrames.ReadHeader(header, CallFrames.MaxRequestBytes, CallFrames.Request);
         var body = new byte[length];
-        await ReadExactlyAsync(peer, body, timeout.Token).ConfigureAwait(false);
+        ReadExactly(peer, body, deadline);
         return CallFrames.DecodeRequest(body);
     }
 
-    private static async Task ReadExactlyAsync(Socket peer, Memory<byte> into, CancellationToken cancel)
+    private static void ReadExactly(Socket peer, Span<byte> into, long deadline)
     {
         while (!into.IsEmpty)
         {
-            var n = await peer.ReceiveAsync(into, SocketFlags.None, cancel).ConfigureAwait(false);
+            var left = deadline - Environment.TickCount64;
+            if (left <= 0) throw new SocketException((int)SocketError.TimedOut);
+            peer.ReceiveTimeout = (int)left;
+            var n = peer.Receive(into);
             if (n == 0) throw new FormatException("the peer closed before its request was complete");
             into = into[n..];
         }
     }
 
-    private static async Task SendAsync(Socket peer, byte[] frame)
+    private static void Send(Socket peer, byte[] frame)
     {
-        using var timeout = new CancellationTokenSource(ReadTimeout);
-        var left = frame.AsMemory();
-        while (!left.IsEmpty)
-        {
-            var n = await peer.SendAsync(left, SocketFlags.None, timeout.Token).ConfigureAwait(false);
-            left = left[n..];
-        }
-    }
-
-    private void Serve(CancellationToken stop)
-    {
-        while (true)
-        {
-            Work work;
-            try
-            {
-                if (!_queue.Reader.WaitToReadAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult()) return;
-                if (!_queue.Reader.TryRead(out work!)) continue;
-            }
-            catch (ChannelClosedException)
-            {
-                return;
-            }
-            try
-            {
-                work.Answer.TrySetResult(stop.IsCancellationRequested ? CallFrames.EncodeRefusal("berth-agent is stopping") : Run(work));
-            }
-            catch (Exception e)
-            {
-                // A bug outside the dispatcher's own catch-all: no answer, and the plugin does the call itself.
-                logger.LogError("plugin calls: {Type}: {Message} (a bug in berth-agent; please report it with this line)", e.GetType().Name, e.Message);
-                Served.Refused("internal");
-                work.Answer.TrySetResult(null);
-            }
-        }
+        var left = (ReadOnlySpan<byte>)frame;
+        while (!left.IsEmpty) left = left[peer.Send(left)..];
     }
 
     /// <summary>The call, run by the plugin's dispatcher on a kept store: the answer to send, or null when the caller left before the commit.</summary>
-    private byte[]? Run(Work work)
+    private byte[]? Run(CallFrames.Call call, Socket peer, int pid)
     {
-        var call = work.Call;
         string? Environment(string name) => call.Environment.GetValueOrDefault(name);
         var callClock = new SystemBootClock(Environment);
         var gone = false;
-        var view = new CallerView(work.Pid, _stores!, new NetnsProbe());
+        var view = new CallerView(pid, _stores!, new NetnsProbe());
         var services = new PluginServices(callClock, view, TimeProvider.System)
         {
             Stores = view,
@@ -260,7 +250,7 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
             // have given up on it and be deleting the attachment already.
             Proceed = () =>
             {
-                if (!PeerGone(work.Peer)) return;
+                if (!PeerGone(peer)) return;
                 gone = true;
                 throw new OperationCanceledException("the plugin that made this call is gone");
             },

@@ -143,7 +143,7 @@ public sealed class AgentServingTests : IDisposable
     public async Task Hostile_bytes_on_the_socket_get_a_refusal_and_the_agent_keeps_answering()
     {
         using var agent = StartAgent();
-        // A peer that says nothing holds no worker: calls go on beside it.
+        // A peer that says nothing holds one worker for its time to speak: calls go on beside it.
         using var silent = await Connect();
         foreach (var bytes in new[]
         {
