@@ -32,7 +32,7 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
     private readonly CallClock _clock = new(clock);
     private StoreKeeper? _stores;
     private Socket? _listener;
-    private int _lockFd = -1;
+    private Node.GuardLocks? _lock;
 
     /// <summary>What was served and refused (the metrics page).</summary>
     public ServedCalls Served { get; } = new();
@@ -57,7 +57,7 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
     }
 
     /// <summary>
-    /// The socket's directory is root's alone (0700), the socket 0600. One agent per socket: a lock file beside it,
+    /// The socket's directory is root's alone (0700), the socket 0600. One agent per socket: the directory's flock,
     /// held for the agent's life, says which; a socket file left by a dead agent is replaced.
     /// </summary>
     private void Listen()
@@ -65,9 +65,9 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
         var directory = Path.GetDirectoryName(socketPath)!;
         Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        _lockFd = open(socketPath + ".lock", ORdwr | OCreat | OCloexec, 0x180);
-        if (_lockFd < 0) throw new IOException($"{socketPath}.lock cannot be opened: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
-        if (flock(_lockFd, LockEx | LockNb) != 0)
+        // The directory's flock, as one guardian per host-local directory is decided (Node.GuardLocks).
+        _lock = Node.GuardLocks.Take([directory]);
+        if (_lock.Guarded.Count == 0)
         {
             logger.LogWarning("plugin calls: another berth-agent serves {Socket}; this one does not", socketPath);
             Release();
@@ -334,8 +334,8 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
 
     private void Release()
     {
-        if (_lockFd >= 0) close(_lockFd);
-        _lockFd = -1;
+        _lock?.Dispose();
+        _lock = null;
     }
 
     public override void Dispose()
@@ -345,17 +345,6 @@ internal sealed partial class PluginServer(string socketPath, IBootClock clock, 
         _stores?.Dispose();
         Release();
     }
-
-    private const int ORdwr = 2, OCreat = 0x40, OCloexec = 0x80000, LockEx = 2, LockNb = 4;
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags, int mode);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int flock(int fd, int operation);
-
-    [LibraryImport("libc")]
-    private static partial int close(int fd);
 
     [LibraryImport("libc")]
     private static partial uint geteuid();
