@@ -113,8 +113,9 @@ for n in $parallel; do
     conf "$(data_type $p)" "$dir/data" >"$dir/conf.json"
     sync
     t0=$(now)
-    for i in $(seq 1 "$n"); do (call "$plugin" "$dir/conf.json" ADD "p$i" "$sock" || echo fail >>"$dir/failures") & done
-    wait
+    burst_pids=()
+    for i in $(seq 1 "$n"); do (call "$plugin" "$dir/conf.json" ADD "p$i" "$sock" || echo fail >>"$dir/failures") & burst_pids+=($!); done
+    wait "${burst_pids[@]}" # not the serving agent, which runs on
     t1=$(now)
     burst[$p,$n]="$(awk -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", t / 1e6 }') $( [[ -f $dir/failures ]] && wc -l <"$dir/failures" || echo 0)"
   done
