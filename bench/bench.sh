@@ -253,6 +253,7 @@ mkdir -p "$out"
     read -r tm _ <<<"${result[host-local,$n,both]}"; read -r bm _ <<<"${result[berth,$n,both]}"
     echo "| $n | $am / $a9 / $a99 | $dm / $d9 / $d99 | $sm / $s9 / $s99 | $(ratio "$sm" "$tm") | $(ratio "$sm" "$bm") |"
   done
+  echo
   echo "Floor: a process that writes a small file with fdatasync and exits: $(cut -d' ' -f1 <<<"$floor") ms median."
   echo
   echo "## Parallel ADD processes (all started at once; wall time until all answered)"
