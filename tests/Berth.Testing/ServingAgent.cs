@@ -45,10 +45,15 @@ public static class ServingAgent
 
     private static (string, SocketAgent?) Start()
     {
+        // Without the switch: a socket in a directory that is never made.
+        if (!Enabled) return (Path.Combine(Path.GetTempPath(), $"berth-no-agent-{Guid.NewGuid():N}", "plugin.sock"), null);
         var dir = Directory.CreateTempSubdirectory("berth-serving-agent-").FullName;
-        if (!Enabled) return (Path.Combine(dir, "no-agent", "plugin.sock"), null);
         var agent = SocketAgent.Start(dir, Path.Combine(dir, "run", "plugin.sock"), metrics: true);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => agent.Dispose();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            agent.Dispose();
+            Directory.Delete(dir, recursive: true);
+        };
         return (agent.Socket, agent);
     }
 }
