@@ -32,9 +32,12 @@ build: deps
 	@rm -f $(BIN)/*.dbg $(BIN)/*.pdb
 	@ls -l $(BIN)/berth $(BIN)/berth-agent
 
+# The plugin's black-box tests run twice: with no agent (above), and with berth-agent answering its calls.
+PLUGIN_TESTS := FullyQualifiedName~Berth.BlackBox.CniIpam
 test: build image
 	$(DOTNET) test tests/Berth.Tests/Berth.Tests.csproj -c Release --nologo
 	$(DOTNET) test tests/Berth.BlackBox/Berth.BlackBox.csproj -c Release --nologo
+	BERTH_TEST_AGENT=1 $(DOTNET) test tests/Berth.BlackBox/Berth.BlackBox.csproj -c Release --nologo --no-build --filter "$(PLUGIN_TESTS)"
 	BENCH_QUICK=1 BENCH_OUT=artifacts/bench bash bench/bench.sh | sed -n '/^## ADD/,/^Floor/p'
 	$(E2E) --reboots 2 --pods 5
 	$(MAKE) --no-print-directory packages-test

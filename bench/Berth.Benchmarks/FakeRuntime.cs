@@ -1,6 +1,6 @@
 using System.Globalization;
 using Berth.HostAgent.Cri.V1;
-using Berth.Tests.HostAgent.Cri;
+using Berth.Testing;
 
 namespace Berth.Benchmarks;
 

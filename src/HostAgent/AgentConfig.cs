@@ -37,6 +37,12 @@ internal sealed record AgentConfig
     /// <summary>The runtime's CNI config dirs, where the ranges of guarded host-local networks are read (see Pools.NodeCniConfigs).</summary>
     public IReadOnlyList<string> CniConfDirs { get; init; } = global::Berth.HostAgent.Pools.NodeCniConfigs.DefaultDirs;
 
+    /// <summary>
+    /// Where `run` answers the plugin's calls, or null for nowhere ("off"): the plugin's own default
+    /// (<see cref="Shared.Plugin.PluginSocket"/>, BERTH_PLUGIN_SOCKET in the environment), unless the file says.
+    /// </summary>
+    public string? PluginSocket { get; init; } = Shared.Plugin.PluginSocket.Path(Environment.GetEnvironmentVariable);
+
     /// <summary>Loads the file; <paramref name="explicitPath"/> (from --config) must exist, the default need not.</summary>
     /// <summary>agent.json holds a dozen settings: anything past this is not one.</summary>
     public const int MaxBytes = 1 << 20;
@@ -94,8 +100,11 @@ internal sealed record AgentConfig
                     "historyKeepDays" => config with { HistoryKeepAge = Seconds(p.Value, 0, 3650) is { } d ? TimeSpan.FromDays(d.TotalSeconds) : throw Bad("must be a number of days from 0 to 3650") },
                     "hostLocal" => ParseHostLocal(config, p.Value, path),
                     "cniConfDirs" => config with { CniConfDirs = Paths(p.Value) ?? throw Bad("must be an array of absolute paths (the runtime's CNI config dirs)") },
+                    "pluginSocket" => p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() == Shared.Plugin.PluginSocket.Off
+                        ? config with { PluginSocket = null }
+                        : config with { PluginSocket = AbsolutePath(p.Value) ?? throw Bad("must be the absolute path of a socket, or \"off\"") },
                     "dryRun" => config with { DryRun = p.Value.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw Bad("must be true or false") } },
-                    _ => throw new AgentConfigException($"config {path}: unknown key \"{p.Name}\" (known: store, intervalSeconds, gracePeriodSeconds, runtimeSockets, runtimeTimeoutSeconds, metricsAddress, historyKeepEvents, historyKeepDays, hostLocal, cniConfDirs, dryRun)"),
+                    _ => throw new AgentConfigException($"config {path}: unknown key \"{p.Name}\" (known: store, intervalSeconds, gracePeriodSeconds, runtimeSockets, runtimeTimeoutSeconds, metricsAddress, historyKeepEvents, historyKeepDays, hostLocal, cniConfDirs, pluginSocket, dryRun)"),
                 };
             }
             return config;

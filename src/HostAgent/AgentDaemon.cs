@@ -18,7 +18,8 @@ namespace Berth.HostAgent;
 /// that runs the passes, so a pass that hangs stops the pings and systemd restarts the agent.
 /// </summary>
 internal sealed class AgentDaemon(
-    AgentServices agent, ISystemdNotifier notifier, ILogger logger, IHostApplicationLifetime lifetime, TimeSpan? watchdog, Node.AgentStartup? startup = null) : BackgroundService
+    AgentServices agent, ISystemdNotifier notifier, ILogger logger, IHostApplicationLifetime lifetime, TimeSpan? watchdog, Node.AgentStartup? startup = null,
+    Serving.PluginServer? plugins = null) : BackgroundService
 {
     private const string Actor = Cli.Actor;
     private DaemonFigures _figures = new(null, null, 0, 0, false);
@@ -27,9 +28,10 @@ internal sealed class AgentDaemon(
     /// <summary>
     /// The service's host: journald console format, systemd's lifetime and notifier (given, so that the tests
     /// can watch it), this daemon as the one hosted service. <paramref name="watchdog"/>: how often to send
-    /// WATCHDOG=1 (<see cref="WatchdogInterval"/>), or null for never.
+    /// WATCHDOG=1 (<see cref="WatchdogInterval"/>), or null for never. <paramref name="pluginSocket"/>: where to answer
+    /// the plugin's calls (after recovery), or null for nowhere.
     /// </summary>
-    public static IHost CreateHost(AgentServices agent, ISystemdNotifier notifier, TimeSpan? watchdog, Node.AgentStartup? startup = null)
+    public static IHost CreateHost(AgentServices agent, ISystemdNotifier notifier, TimeSpan? watchdog, Node.AgentStartup? startup = null, string? pluginSocket = null)
     {
         // Empty: no appsettings, environment or command-line configuration sources; agent.json is read by AgentConfig.
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
@@ -42,8 +44,15 @@ internal sealed class AgentDaemon(
         // Not AddSystemd(): it switches on only when the parent process is systemd, and a supervisor speaking
         // sd_notify (or a test) must get the same notifications. Without NOTIFY_SOCKET the notifier is silent.
         builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
+        if (pluginSocket is not null)
+        {
+            builder.Services.AddSingleton(services => new Serving.PluginServer(pluginSocket, agent.Clock, services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor)));
+        }
         builder.Services.AddHostedService(services => new AgentDaemon(agent, notifier,
-            services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, startup));
+            services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, startup,
+            services.GetService<Serving.PluginServer>()));
+        // After the daemon, whose start is the boot's recovery: until it is done the plugin does its calls itself.
+        if (pluginSocket is not null) builder.Services.AddHostedService(services => services.GetRequiredService<Serving.PluginServer>());
         if (startup?.Locks is { Aside.Count: > 0 } locks)
         {
             builder.Services.AddHostedService(services => new Node.StandAsideWatch(locks, agent.Config.Interval,
@@ -159,7 +168,7 @@ internal sealed class AgentDaemon(
         {
             foreach (var line in said.Split('\n', StringSplitOptions.RemoveEmptyEntries)) logger.LogWarning("pools: {Warning}", line);
         }
-        return MetricsText.Render(agent.Store, agent.Clock, _figures, pools.Ranges) + startup?.Locks?.Metrics();
+        return MetricsText.Render(agent.Store, agent.Clock, _figures, pools.Ranges) + startup?.Locks?.Metrics() + (plugins is null ? "" : MetricsText.PluginCalls(plugins));
     }
 
     private async Task<bool> StartedAsync(CancellationToken stop)

@@ -121,7 +121,7 @@ internal static partial class Cli
         using var locks = Node.GuardLocks.Take(agent.Config.HostLocalDirs);
         agent = agent.With(agent.Config with { HostLocalDirs = [.. agent.Config.HostLocalDirs.Where(d => !locks.Aside.Contains(d))] });
         using var host = AgentDaemon.CreateHost(agent, new Microsoft.Extensions.Hosting.Systemd.SystemdNotifier(), AgentDaemon.WatchdogInterval(Environment.GetEnvironmentVariable),
-            new Node.AgentStartup(agent.Config.Store, newStore, locks));
+            new Node.AgentStartup(agent.Config.Store, newStore, locks), agent.Config.PluginSocket);
         await host.RunAsync(cancellationToken).ConfigureAwait(false);
         return Ok;
     }

@@ -28,10 +28,16 @@ public static class PluginRun
         return Exec.Start(executable, [], Plugin(env, config, timeout ?? TimeSpan.FromSeconds(60)));
     }
 
-    /// <summary>What a runtime hands a plugin: exactly this environment (and PATH), the config on stdin.</summary>
+    /// <summary>
+    /// What a runtime hands a plugin: exactly this environment (and PATH), the config on stdin; and the socket of the
+    /// agent serving this test run, or one that does not exist (<see cref="ServingAgent"/>), unless the test names one.
+    /// </summary>
     public static ExecOptions Plugin(IReadOnlyDictionary<string, string> environment, string stdin, TimeSpan timeout) => new()
     {
-        Environment = ExecOptions.Text(new Dictionary<string, string>(environment) { ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin" }),
+        Environment = ExecOptions.Text(new Dictionary<string, string>(ServingAgent.PluginEnvironment.Concat(environment).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Last().Value))
+        {
+            ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin",
+        }),
         OnlyThisEnvironment = true,
         Stdin = System.Text.Encoding.UTF8.GetBytes(stdin),
         Timeout = timeout,

@@ -12,6 +12,12 @@ public sealed record KillStormOptions(int Seconds, int Seed, int Workers = 6, in
 
     /// <summary>Keep the store for inspection when there are violations (the test suite's negative controls do not).</summary>
     public bool KeepOnViolation { get; init; } = true;
+
+    /// <summary>
+    /// Calls go through a `berth-agent run` serving the plugin's socket, which is SIGKILLed at random moments (also in
+    /// the middle of calls) and started again at once, so that the plugins' fallbacks race a restarting agent.
+    /// </summary>
+    public bool AgentServing { get; init; }
 }
 
 /// <summary>
@@ -23,7 +29,8 @@ public sealed record KillStormOptions(int Seconds, int Seed, int Workers = 6, in
 /// unless a DEL was acknowledged after it, every acknowledged DEL absent, no release by the agent of a lease
 /// whose namespace is alive. A quarter of the containers name a namespace that does not exist: the agent
 /// may release their leases, and each such release must be in the history. After the storm one ADD must
-/// succeed promptly (nothing stale blocks it).
+/// succeed promptly (nothing stale blocks it). With <see cref="KillStormOptions.AgentServing"/> the calls go through
+/// an agent that is killed and restarted all along; the same invariants hold.
 /// </summary>
 public sealed class KillStorm(KillStormOptions options)
 {
@@ -33,6 +40,9 @@ public sealed class KillStorm(KillStormOptions options)
     private string DataDir => Path.Combine(_dir, "data");
     private string Store => Path.Combine(DataDir, "berth.db");
     private string AgentConfig => Path.Combine(_dir, "agent.json");
+    private string PluginSocket => Path.Combine(_dir, "run", "plugin.sock");
+    private SocketAgent? _serving;
+    private readonly Lock _servingTurn = new();
     private string NetworkConfig => $$$"""{"cniVersion":"1.0.0","name":"storm","type":"bridge","ipam":{"type":"berth","dataDir":"{{{DataDir}}}","ranges":[[{"subnet":"10.77.0.0/24"}],[{"subnet":"fd77::/120"}]]}}""";
 
     /// <summary>What is known of a container's leases at a quiet moment.</summary>
@@ -81,6 +91,7 @@ public sealed class KillStorm(KillStormOptions options)
             }
             File.WriteAllText(AgentConfig, $$"""{"store":"{{Store}}","gracePeriodSeconds":0,"runtimeSockets":[],"metricsAddress":"off","hostLocal":{"dirs":[]} }""");
 
+            if (options.AgentServing) _serving = SocketAgent.Start(Path.Combine(_dir, "serving"), PluginSocket);
             var deadline = Stopwatch.StartNew();
             var round = 0;
             while (deadline.Elapsed.TotalSeconds < options.Seconds)
@@ -93,12 +104,14 @@ public sealed class KillStorm(KillStormOptions options)
                 _log.WriteLine($"killstorm: round {round} done at {deadline.Elapsed.TotalSeconds:F0} s: {report.Cycles} operations, {report.Acked} acknowledged, {report.Cuts} kills, {report.Violations.Count} violations");
             }
             AfterTheStorm(report);
+            if (options.AgentServing) _log.WriteLine($"killstorm: the plugins' fallbacks while the agent was killed and restarted: {Fallbacks()}");
             var releases = SqliteCli.Query(Store, "SELECT reason, count(*) AS n FROM history WHERE action = 'release' GROUP BY reason ORDER BY reason");
             _log.WriteLine($"killstorm: releases in the history: {string.Join(", ", releases.Select(r => $"{r["reason"]} {r["n"]}"))}");
             _log.WriteLine($"killstorm: {deadline.Elapsed.TotalSeconds:F0} s, seed {options.Seed}");
         }
         finally
         {
+            _serving?.Dispose();
             foreach (var n in namespaces) Exec.Run("ip", ["netns", "delete", n]);
             if (report.Violations.Count == 0 || !options.KeepOnViolation) Directory.Delete(_dir, recursive: true);
             else _log.WriteLine($"killstorm: store kept for inspection in {_dir}");
@@ -112,7 +125,8 @@ public sealed class KillStorm(KillStormOptions options)
         var workers = containers.Select((mine, w) => Task.Run(() => Worker(mine, new Random(roundSeed + w), stop.Token, report))).ToList();
         var agent = Task.Run(() => AgentLoop(new Random(roundSeed - 1), stop.Token, report));
         var watcher = Task.Run(() => IntegrityWatch(stop.Token, report));
-        Task.WaitAll([.. workers, agent, watcher]);
+        var serving = options.AgentServing ? Task.Run(() => ServingAgentKills(new Random(roundSeed - 2), stop.Token, report)) : Task.CompletedTask;
+        Task.WaitAll([.. workers, agent, watcher, serving]);
     }
 
     private async Task Worker(List<Container> mine, Random random, CancellationToken stop, Report report)
@@ -131,6 +145,7 @@ public sealed class KillStorm(KillStormOptions options)
                 ["CNI_PATH"] = "/opt/cni/bin"u8.ToArray(),
                 ["CNI_ARGS"] = Encoding.UTF8.GetBytes($"IgnoreUnknown=1;K8S_POD_NAMESPACE=storm;K8S_POD_NAME={c.Id}"),
             };
+            if (options.AgentServing) env["BERTH_PLUGIN_SOCKET"] = Encoding.UTF8.GetBytes(PluginSocket);
             using var child = Exec.Start(Repo.Plugin, [], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = Encoding.UTF8.GetBytes(NetworkConfig) });
             if (killAfter >= 0)
             {
@@ -221,6 +236,34 @@ public sealed class KillStorm(KillStormOptions options)
         }
     }
 
+    /// <summary>The serving agent SIGKILLed at random moments and started again at once; meanwhile the plugins do their calls themselves.</summary>
+    private async Task ServingAgentKills(Random random, CancellationToken stop, Report report)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                // The random moment of the kill is the point of the storm, not a wait for a condition.
+                await Task.Delay(random.Next(50, 600), stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            lock (_servingTurn)
+            {
+                _serving!.Kill();
+                Interlocked.Increment(ref report.Cuts);
+                _serving.Dispose();
+                _serving = SocketAgent.Start(Path.Combine(_dir, "serving"), PluginSocket);
+            }
+        }
+    }
+
+    /// <summary>What the plugins did themselves, by why (the counter files beside the socket).</summary>
+    private string Fallbacks() => string.Join(", ", Directory.GetFiles(Path.GetDirectoryName(PluginSocket)!, "plugin.sock.fallback-*")
+        .Select(f => $"{Path.GetFileName(f)["plugin.sock.fallback-".Length..]} {new FileInfo(f).Length}"));
+
     /// <summary>While the storm runs: SQLite's integrity check and the uniqueness of addresses, read by sqlite3.</summary>
     private async Task IntegrityWatch(CancellationToken stop, Report report)
     {
@@ -294,6 +337,7 @@ public sealed class KillStorm(KillStormOptions options)
             ["CNI_IFNAME"] = "eth0"u8.ToArray(),
             ["CNI_NETNS"] = "/var/run/netns/after-the-storm"u8.ToArray(),
         };
+        if (options.AgentServing) env["BERTH_PLUGIN_SOCKET"] = Encoding.UTF8.GetBytes(PluginSocket);
         using var child = Exec.Start(Repo.Plugin, [], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = Encoding.UTF8.GetBytes(NetworkConfig) });
         var result = child.Wait(TimeSpan.FromSeconds(30));
         if (result.ExitCode != 0) report.Violation($"the first ADD after the storm failed: {result}");

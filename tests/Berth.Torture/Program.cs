@@ -3,9 +3,10 @@ using Berth.Torture;
 
 // torture modes: killstorm, fuzz (the plugin's input) and agentfuzz (the agent's), each bounded by seconds, each ending with one SUMMARY line.
 const string Usage = """
-    usage: Berth.Torture killstorm [--seconds N] [--seed S] [--workers W]
+    usage: Berth.Torture killstorm [--seconds N] [--seed S] [--workers W] [--agent-serving]
            Berth.Torture fuzz [--seconds N] [--seed S] [--cases N]
            Berth.Torture agentfuzz [--seconds N] [--seed S] [--cases N]
+    --agent-serving: the calls go through a berth-agent answering the plugin's socket, SIGKILLed and restarted all along.
     Runs against artifacts/bin/berth and artifacts/bin/berth-agent (or $BERTH_PLUGIN, $BERTH_AGENT). Needs root.
     Ends with one line: SUMMARY mode=<name> cycles=N acked=N cuts=N violations=N; exit 1 on any violation.
     """;
@@ -16,6 +17,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
 }
 var mode = args[0];
 int? seconds = null, seed = null, workers = null, cases = null;
+var agentServing = false;
 for (var i = 1; i < args.Length; i++)
 {
     int Next() => i + 1 < args.Length && int.TryParse(args[++i], NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 0
@@ -28,6 +30,7 @@ for (var i = 1; i < args.Length; i++)
             case "--seed": seed = Next(); break;
             case "--workers": workers = Next(); break;
             case "--cases": cases = Next(); break;
+            case "--agent-serving": agentServing = true; break;
             default: throw new ArgumentException($"unknown option {args[i]}");
         }
     }
@@ -42,7 +45,7 @@ Report report;
 switch (mode)
 {
     case "killstorm":
-        report = new KillStorm(new KillStormOptions(seconds ?? 60, chosenSeed, Workers: workers ?? 6)).Run();
+        report = new KillStorm(new KillStormOptions(seconds ?? 60, chosenSeed, Workers: workers ?? 6) { AgentServing = agentServing }).Run();
         break;
     case "fuzz":
         report = new Fuzzer(new FuzzOptions(seconds ?? 60, chosenSeed, MaxCases: cases)).Run();
@@ -54,6 +57,6 @@ switch (mode)
         Console.Error.WriteLine($"Berth.Torture: unknown mode {mode}\n{Usage}");
         return 2;
 }
-if (report.Violations.Count > 0) Console.WriteLine($"{mode}: {report.Violations.Count} violations; reproduce with: {mode} --seed {report.Seed}" + (seconds is { } s ? $" --seconds {s}" : ""));
+if (report.Violations.Count > 0) Console.WriteLine($"{mode}: {report.Violations.Count} violations; reproduce with: {mode} --seed {report.Seed}" + (seconds is { } s ? $" --seconds {s}" : "") + (agentServing ? " --agent-serving" : ""));
 Console.WriteLine(report.Summary);
 return report.Violations.Count == 0 ? 0 : 1;

@@ -100,6 +100,21 @@ internal static class MetricsText
         return text.ToString();
     }
 
+    /// <summary>The plugin calls this agent answered and refused, and the plugin's fallbacks it counted beside the socket.</summary>
+    public static string PluginCalls(Serving.PluginServer server)
+    {
+        var text = new StringBuilder();
+        Family(text, "berth_plugin_serving", "gauge", "1 when this agent answers the plugin's calls on its socket, 0 when it does not (another agent does, or it cannot listen).");
+        Sample(text, "berth_plugin_serving", $"socket=\"{Escape(server.SocketPath)}\"", server.Serving ? 1 : 0);
+        Family(text, "berth_plugin_calls_total", "counter", "Plugin calls this agent process answered, by verb and result (error: a CNI error answered, exit 1).");
+        foreach (var (verb, result, count) in server.Served.Calls()) Sample(text, "berth_plugin_calls_total", $"verb=\"{verb}\",result=\"{result}\"", count);
+        Family(text, "berth_plugin_calls_refused_total", "counter", "Connections this agent process did not answer with a result, by why; their plugins did the calls themselves.");
+        foreach (var (reason, count) in server.Served.Refusals()) Sample(text, "berth_plugin_calls_refused_total", $"reason=\"{reason}\"", count);
+        Family(text, "berth_plugin_fallbacks_total", "counter", "Calls the plugin did itself although an agent had served this socket in this boot, by why (counted by the plugin beside the socket).");
+        foreach (var (reason, count) in server.Fallbacks()) Sample(text, "berth_plugin_fallbacks_total", $"reason=\"{reason}\"", count);
+        return text.ToString();
+    }
+
     /// <summary>A guarded network's labels: its store is host-local:DIR; without a known range, no range labels.</summary>
     private static string PoolLabels(Pools.PoolRange p) => p.Range is null
         ? $"store=\"{Escape(p.Store)}\",network=\"{Escape(p.Network)}\""

@@ -11,10 +11,10 @@ namespace Berth.Shared.Platform;
 public static partial class Libc
 {
     /// <summary>errno values.</summary>
-    public const int ENoent = 2, ESrch = 3, EIntr = 4, EWouldBlock = 11, ENotdir = 20, EIsdir = 21, ERofs = 30, ELoop = 40;
+    public const int EPerm = 1, ENoent = 2, ESrch = 3, EIntr = 4, EWouldBlock = 11, EAcces = 13, ENotdir = 20, EIsdir = 21, ERofs = 30, ELoop = 40, EConnrefused = 111;
 
     /// <summary>open(2) flags.</summary>
-    public const int ORdonly = 0, ORdwr = 0x2, OCreat = 0x40, ONonblock = 0x800, ODirectory = 0x10000, ONofollow = 0x20000, OCloexec = 0x80000;
+    public const int ORdonly = 0, OWronly = 0x1, ORdwr = 0x2, OCreat = 0x40, OAppend = 0x400, ONonblock = 0x800, ODirectory = 0x10000, ONofollow = 0x20000, OCloexec = 0x80000;
 
     /// <summary>flock(2) operations.</summary>
     public const int LockEx = 2, LockNb = 4, LockUn = 8;
@@ -27,6 +27,15 @@ public static partial class Libc
 
     /// <summary>File types in a mode (S_IFMT and its values).</summary>
     public const int SIfmt = 0xF000, SIfifo = 0x1000, SIfchr = 0x2000, SIfdir = 0x4000, SIfblk = 0x6000, SIfreg = 0x8000, SIfsock = 0xC000;
+
+    /// <summary>Unix stream sockets: socket(2), setsockopt(2) and send(2) arguments.</summary>
+    public const int AfUnix = 1, SockStream = 1, SockCloexec = 0x80000, SolSocket = 1, SoRcvtimeo = 20, SoSndtimeo = 21, MsgNosignal = 0x4000;
+
+    /// <summary>statx(2): the descriptor meaning "relative to the working directory", and the basic fields' mask.</summary>
+    public const int AtFdcwd = -100;
+
+    /// <summary>statx(2)'s mask of the basic fields.</summary>
+    public const uint StatxBasicStats = 0x7ff;
 
     private const int AtEmptyPath = 0x1000;
     private const uint StatxType = 0x1;
@@ -106,7 +115,27 @@ public static partial class Libc
 
     /// <summary>statx(2) into a buffer of at least 256 bytes.</summary>
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int statx(int dirfd, string path, int flags, uint mask, Span<byte> buffer);
+    public static partial int statx(int dirfd, string path, int flags, uint mask, Span<byte> buffer);
+
+    /// <summary>socket(2).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int socket(int domain, int type, int protocol);
+
+    /// <summary>connect(2) to a struct sockaddr given as bytes.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int connect(int fd, byte[] address, int length);
+
+    /// <summary>setsockopt(2) of a struct timeval (two longs).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setsockopt(int fd, int level, int name, long[] value, int length);
+
+    /// <summary>send(2).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint send(int fd, ReadOnlySpan<byte> buffer, nint count, int flags);
+
+    /// <summary>geteuid(2).</summary>
+    [LibraryImport("libc")]
+    public static partial uint geteuid();
 
     /// <summary>clock_gettime(2).</summary>
     [LibraryImport("libc", SetLastError = true)]

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Berth.CniIpam;
+using Berth.Shared.Plugin;
 using Berth.Tests.Support;
 
 namespace Berth.Tests.CniIpam;

@@ -203,6 +203,20 @@ public sealed class KubernetesManifestTests
     }
 
     [Fact]
+    public void The_agent_answers_the_plugin_on_the_socket_the_plugin_on_the_host_looks_for()
+    {
+        // The plugin runs on the host and connects to PluginSocket.DefaultPath; the pod serves the same directory.
+        var socket = AgentJson.PluginSocket!;
+        var (mount, volume) = MountOf(Agent, socket);
+        Assert.Equal(Path.GetDirectoryName(Berth.Shared.Plugin.PluginSocket.DefaultPath), volume.HostPath.Path);
+        Assert.Equal("DirectoryOrCreate", volume.HostPath.Type);
+        Assert.Equal(Path.GetFileName(Berth.Shared.Plugin.PluginSocket.DefaultPath), Path.GetRelativePath(mount.MountPath, socket));
+        Assert.NotEqual(true, mount.ReadOnlyProperty);
+        // Not nested in another mount of the pod, nor holding one (the runtime's socket directory is /run/berth/runtime).
+        Assert.DoesNotContain(Agent.VolumeMounts, m => m != mount && (m.MountPath.StartsWith(mount.MountPath + "/", StringComparison.Ordinal) || mount.MountPath.StartsWith(m.MountPath + "/", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void Every_host_path_is_one_that_survives_a_reboot_on_Harvester_or_lives_in_run()
     {
         // harvester-installer's persistent paths (docs/FIELD.md) and /run (tmpfs, made by the node at boot).

@@ -24,6 +24,13 @@ public sealed class AgentConfigTests : IDisposable
     }
 
     [Fact]
+    public void The_plugin_socket_is_a_path_or_off()
+    {
+        Assert.Equal("/srv/berth/plugin.sock", Parse("""{"pluginSocket":"/srv/berth/plugin.sock"}""").PluginSocket);
+        Assert.Null(Parse("""{"pluginSocket":"off"}""").PluginSocket);
+    }
+
+    [Fact]
     public void A_missing_default_file_means_defaults_but_a_missing_named_file_is_an_error()
     {
         Assert.Equal(new AgentConfig().Store, AgentConfig.Load(null).Store);
@@ -51,6 +58,8 @@ public sealed class AgentConfigTests : IDisposable
     [InlineData("""{"metricsAddress":"localhost"}""", "\"metricsAddress\"")]
     [InlineData("""{"dryRun":"yes"}""", "\"dryRun\"")]
     [InlineData("""{"cniConfDirs":"/etc/cni/net.d"}""", "\"cniConfDirs\"")]
+    [InlineData("""{"pluginSocket":"run/plugin.sock"}""", "\"pluginSocket\"")]
+    [InlineData("""{"pluginSocket":false}""", "\"pluginSocket\"")]
     [InlineData("""{"cniConfDirs":["net.d"]}""", "\"cniConfDirs\"")]
     [InlineData("""[1]""", "expected a JSON object")]
     [InlineData("""{"store": """, "not valid JSON")]

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Berth.Shared.Config;
 
-namespace Berth.CniIpam;
+namespace Berth.Shared.Plugin;
 
 /// <summary>One invocation as the dispatcher validated it: the verb's environment and the parsed stdin.</summary>
 internal sealed record Request(

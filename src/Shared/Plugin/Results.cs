@@ -5,7 +5,7 @@ using Berth.Shared.Cni;
 using Berth.Shared.Config;
 using Berth.Shared.Allocation;
 
-namespace Berth.CniIpam;
+namespace Berth.Shared.Plugin;
 
 /// <summary>
 /// What the plugin prints, shaped by the requested version (SPEC.md "Result"): before 1.0.0 each ip entry
@@ -15,7 +15,7 @@ internal static class Results
 {
     private static readonly JsonWriterOptions Options = new() { Indented = true };
 
-    public static void WriteAdd(TextWriter output, IpamConfig config, IReadOnlyList<Allocation> allocations, Dns dns)
+    public static void WriteAdd(TextWriter output, IpamConfig config, IReadOnlyList<Shared.Allocation.Allocation> allocations, Dns dns)
     {
         Write(output, w =>
         {

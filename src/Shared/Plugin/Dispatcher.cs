@@ -3,13 +3,13 @@ using System.Text.Json;
 using Berth.Shared.Cni;
 using Berth.Shared.Config;
 
-namespace Berth.CniIpam;
+namespace Berth.Shared.Plugin;
 
 /// <summary>
 /// The CNI protocol around the verbs (SPEC.md "Protocol parameters", "Error"): which environment each verb
 /// needs, which versions it accepts, and any failure turned into error JSON on stdout with exit code 1.
 /// </summary>
-internal sealed class Dispatcher(Func<string, string?> environment, Stream stdin, TextWriter stdout, TextWriter stderr, PluginServices services)
+public sealed class Dispatcher(Func<string, string?> environment, Stream stdin, TextWriter stdout, TextWriter stderr, PluginServices services)
 {
     private const int MaxPath = 4096;
 

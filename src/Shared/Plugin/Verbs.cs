@@ -3,7 +3,7 @@ using Berth.Shared.Cni;
 using Berth.Shared.Config;
 using Berth.Shared.Leases;
 
-namespace Berth.CniIpam;
+namespace Berth.Shared.Plugin;
 
 /// <summary>The verbs, each short: load the config, open the store, act in one transaction, print.</summary>
 internal sealed class Verbs(PluginServices services, TextWriter stdout)
@@ -20,8 +20,9 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         using var store = Open(config, create: true)!;
         // The result is made inside the transaction, so that a failure to make it rolls the leases back; it is
         // printed once committed with synchronous=FULL, describing leases already on disk.
-        var result = store.Write(tx =>
+        var result = store.Store.Write(tx =>
         {
+            services.Proceed?.Invoke();
             var text = new StringWriter();
             Results.WriteAdd(text, config, Allocator(tx).Allocate(config, who), dns);
             tx.RecordRanges(config.Network, RecordedRanges.Format(config));
@@ -35,7 +36,11 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         var config = Parse(request, PodCidrResolution.Ignore);
         using var store = Open(config, create: false);
         // SPEC: DEL succeeds when there is nothing to release, however often it is called.
-        store?.Write(tx => Allocator(tx).Release(config.Network, request.ContainerId, request.IfName, Reasons.CniDel));
+        store?.Store.Write(tx =>
+        {
+            services.Proceed?.Invoke();
+            return Allocator(tx).Release(config.Network, request.ContainerId, request.IfName, Reasons.CniDel);
+        });
     }
 
     public void Check(Request request)
@@ -43,7 +48,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         var config = Parse(request, PodCidrResolution.Ignore);
         var expected = ConfigParser.PrevResultAddresses(request.Config);
         using var store = Open(config, create: false);
-        var held = store?.Read(tx => tx.LeasesOf(config.Network, request.ContainerId, request.IfName)) ?? [];
+        var held = store?.Store.Read(tx => tx.LeasesOf(config.Network, request.ContainerId, request.IfName)) ?? [];
         if (held.Count == 0)
         {
             throw new CniException(ErrorCodes.UnknownContainer, $"no address is leased to container {request.ContainerId} ({request.IfName}) in network {config.Network}");
@@ -64,7 +69,11 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         var valid = ConfigParser.ValidAttachments(request.Config)
             ?? throw new CniException(ErrorCodes.InvalidConfig, "GC without \"cni.dev/valid-attachments\": refusing to guess which attachments are valid");
         using var store = Open(config, create: false);
-        store?.Write(tx => Allocator(tx).Collect(config.Network, valid));
+        store?.Store.Write(tx =>
+        {
+            services.Proceed?.Invoke();
+            return Allocator(tx).Collect(config.Network, valid);
+        });
     }
 
     public void Status(Request request)
@@ -85,7 +94,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         try
         {
             using var store = Open(config, create: true)!;
-            problem = store.Read(tx => Allocator(tx).WhyNotReady(config));
+            problem = store.Store.Read(tx => Allocator(tx).WhyNotReady(config));
         }
         catch (CniException e) when (e.Code is ErrorCodes.IoFailure or ErrorCodes.TryAgainLater)
         {
@@ -99,7 +108,7 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     private Allocator Allocator(ILeaseTransaction tx) => new(tx, services.BootClock, services.Time, services.Netns);
 
-    private ILeaseStore<IStoreTransaction>? Open(IpamConfig config, bool create)
+    private OpenStore? Open(IpamConfig config, bool create)
     {
         if (!create && !File.Exists(config.StorePath))
         {
@@ -107,7 +116,21 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
             RefuseUnusablePath(config.StorePath);
             return null;
         }
-        return SqliteLeaseStore.Open(config.StorePath, new StoreOptions(services.BootClock, services.Time));
+        var options = new StoreOptions(services.BootClock, services.Time);
+        return services.Stores is { } kept ? new OpenStore(kept.Get(config.StorePath, options), kept) : new OpenStore(SqliteLeaseStore.Open(config.StorePath, options), null);
+    }
+
+    /// <summary>A store for one call: closed after it when the call opened it, handed back when it is kept.</summary>
+    private sealed record OpenStore(SqliteLeaseStore Opened, IStoreKeeper? Keeper) : IDisposable
+    {
+        /// <summary>The store as the plugin sees it: only what the plugin uses.</summary>
+        public ILeaseStore<IStoreTransaction> Store => Opened;
+
+        public void Dispose()
+        {
+            if (Keeper is null) Opened.Dispose();
+            else Keeper.Done(Opened);
+        }
     }
 
     private static void RefuseUnusablePath(string storePath)

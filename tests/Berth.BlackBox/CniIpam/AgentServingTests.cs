@@ -1,0 +1,240 @@
+using System.Net.Sockets;
+
+namespace Berth.BlackBox.CniIpam;
+
+/// <summary>
+/// berth-agent answering the plugin's calls, and the plugin doing them itself whenever the agent cannot: killed
+/// mid-call, a stale socket file, hostile bytes on the socket, a caller that is not root. Every published process is
+/// real; the store is read with sqlite3.
+/// </summary>
+public sealed class AgentServingTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    private string Socket => _dir.File("run/plugin.sock");
+
+    private string Store => _dir.File("data/berth.db");
+
+    private string Config => Configs.Json("""[[{"subnet":"10.81.0.0/24"}]]""", _dir.File("data"));
+
+    private SocketAgent StartAgent() => SocketAgent.Start(_dir.File("agent"), Socket, metrics: true);
+
+    private ExecResult Call(string command, string container, string? socket = null) =>
+        PluginRun.Run(Repo.Plugin, command, Config, container, netns: "/var/run/netns/none",
+            extraEnvironment: new Dictionary<string, string> { [ServingAgent.SocketVariable] = socket ?? Socket });
+
+    private static double Served(SocketAgent agent, string verb, string result = "ok") =>
+        agent.Sample($"berth_plugin_calls_total{{verb=\"{verb}\",result=\"{result}\"}}");
+
+    private IReadOnlyList<string?> Leases() => SqliteCli.Column(Store, "SELECT container_id || ' ' || address FROM leases ORDER BY address");
+
+    [Fact]
+    public void The_black_box_tests_run_against_the_agent_exactly_when_the_switch_is_on()
+    {
+        var before = ServingAgent.Agent is { } serving ? Served(serving, "ADD") : 0;
+
+        var add = PluginRun.Run(Repo.Plugin, "ADD", Config, "c1", netns: "/var/run/netns/none");
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        if (ServingAgent.Enabled)
+        {
+            Assert.True(Served(ServingAgent.Agent!, "ADD") > before);
+        }
+        else
+        {
+            Assert.Null(ServingAgent.Agent);
+            Assert.False(File.Exists(ServingAgent.Socket));
+        }
+    }
+
+    [Fact]
+    public void The_agent_answers_ADD_and_DEL_and_the_plugin_relays_its_answers()
+    {
+        using var agent = StartAgent();
+
+        var add = Call("ADD", "c1");
+        var del = Call("DEL", "c1");
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Equal(["10.81.0.2/24"], add.Addresses);
+        Assert.True(del.ExitCode == 0, del.ToString());
+        Assert.Equal(1, Served(agent, "ADD"));
+        Assert.Equal(1, Served(agent, "DEL"));
+        Assert.Empty(Leases());
+    }
+
+    [Fact]
+    public void A_call_the_agent_committed_is_safely_done_again_by_the_plugin_alone()
+    {
+        // The agent may commit and die before the plugin reads its answer; the plugin then does the call itself.
+        using var agent = StartAgent();
+        var nowhere = _dir.File("none/plugin.sock");
+
+        var served = Call("ADD", "c1");
+        var again = Call("ADD", "c1", nowhere);
+
+        Assert.True(served.ExitCode == 0 && again.ExitCode == 0, $"{served}\n{again}");
+        Assert.Equal(served.Addresses, again.Addresses);
+        Assert.Equal(["c1 10.81.0.2"], Leases());
+
+        var deleted = Call("DEL", "c1");
+        var deletedAgain = Call("DEL", "c1", nowhere);
+
+        Assert.True(deleted.ExitCode == 0 && deletedAgain.ExitCode == 0, $"{deleted}\n{deletedAgain}");
+        Assert.Empty(Leases());
+        Assert.Equal(1, Served(agent, "ADD"));
+        Assert.Equal(1, Served(agent, "DEL"));
+    }
+
+    [Fact]
+    public async Task An_agent_killed_in_the_middle_of_an_ADD_leaves_it_to_the_plugin_which_gets_one_lease()
+    {
+        Assert.True(Call("ADD", "c0", _dir.File("none/plugin.sock")).ExitCode == 0);
+        using var agent = StartAgent();
+        var lockFile = Store + ".lock";
+        Running add;
+        // The store's writer lock held from outside: the agent takes the call and stands in line behind it.
+        using (FileLock.Take(lockFile))
+        {
+            add = PluginRun.Start(Repo.Plugin, "ADD", Config, "c1", netns: "/var/run/netns/none",
+                extraEnvironment: new Dictionary<string, string> { [ServingAgent.SocketVariable] = Socket });
+            await WaitForLockWaiter(agent.Pid, lockFile);
+            agent.Kill();
+            // The plugin saw the connection close before an answer, and does the call itself: in the same line.
+            await WaitForLockWaiter(add.Id, lockFile);
+        }
+        using (add)
+        {
+            var result = await add.WaitAsync();
+
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.Equal(["10.81.0.3/24"], result.Addresses);
+        }
+        Assert.Equal(["c0 10.81.0.2", "c1 10.81.0.3"], Leases());
+        Assert.Equal(["ok"], SqliteCli.Column(Store, "PRAGMA integrity_check"));
+        Assert.Equal(1, new FileInfo(PluginSocketFallback("closed")).Length);
+    }
+
+    private string PluginSocketFallback(string reason) => $"{Socket}.fallback-{reason}";
+
+    [Fact]
+    public void A_socket_file_nobody_listens_on_is_a_fallback_and_counted()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Socket)!);
+        // Bound by a process that then died, as an agent killed by SIGKILL leaves it (.NET would remove it on close).
+        Exec.Must("python3", "-c", "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", Socket);
+        File.WriteAllBytes(PluginSocketFallback("refused"), []);
+        Assert.True(File.Exists(Socket));
+
+        var add = Call("ADD", "c1");
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Equal(["10.81.0.2/24"], add.Addresses);
+        Assert.Equal(1, new FileInfo(PluginSocketFallback("refused")).Length);
+        // The agent that starts later replaces the stale file, and answers.
+        using var agent = StartAgent();
+        Assert.True(Call("DEL", "c1").ExitCode == 0);
+        Assert.Equal(1, Served(agent, "DEL"));
+        Assert.Empty(Leases());
+    }
+
+    [Fact]
+    public async Task Hostile_bytes_on_the_socket_get_a_refusal_and_the_agent_keeps_answering()
+    {
+        using var agent = StartAgent();
+        // A peer that says nothing holds one worker for its time to speak: calls go on beside it.
+        using var silent = await Connect();
+        foreach (var bytes in new[]
+        {
+            "GET / HTTP/1.1\r\n\r\n"u8.ToArray(),
+            [.. "BRTHQ"u8, 0xff, 0xff, 0xff, 0x7f],
+            [.. "BRTHR"u8, 0, 0, 0, 0],
+            [.. "BRTHQ"u8, 5, 0, 0, 0, 9, 1, 2, 3, 4],
+            [.. "BRTHQ"u8, 6, 0, 0, 0, 1, 200, 0, 0, 0, 0],
+        })
+        {
+            using var peer = await Connect();
+            await peer.SendAsync(bytes);
+            var answer = await ReadToEnd(peer);
+            Assert.StartsWith("BRTHN", System.Text.Encoding.ASCII.GetString(answer));
+        }
+        using (var cut = await Connect())
+        {
+            await cut.SendAsync("BRTHQ"u8.ToArray());
+            cut.Shutdown(SocketShutdown.Send);
+            Assert.StartsWith("BRTHN", System.Text.Encoding.ASCII.GetString(await ReadToEnd(cut)));
+        }
+
+        var add = Call("ADD", "c1");
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Equal(1, Served(agent, "ADD"));
+        Assert.Equal(6, agent.Sample("berth_plugin_calls_refused_total{reason=\"malformed\"}"));
+        // The silent peer is dropped once its time to speak is over.
+        Assert.Empty(await ReadToEnd(silent));
+        Assert.Equal(1, agent.Sample("berth_plugin_calls_refused_total{reason=\"slow\"}"));
+    }
+
+    [Fact]
+    public void A_caller_that_is_not_root_is_refused_and_the_agent_changes_nothing()
+    {
+        using var agent = StartAgent();
+        // Opened up by hand, as a careless operator might: the peer's credentials still decide.
+        File.SetUnixFileMode(Path.GetDirectoryName(Socket)!, (UnixFileMode)0b111_101_101);
+        File.SetUnixFileMode(Socket, (UnixFileMode)0b110_110_110);
+        var config = _dir.File("config.json");
+        File.WriteAllText(config, Config);
+        File.SetUnixFileMode(_dir.Path, (UnixFileMode)0b111_101_101);
+        File.SetUnixFileMode(config, (UnixFileMode)0b110_100_100);
+
+        var env = new Dictionary<string, string>
+        {
+            ["CNI_COMMAND"] = "ADD", ["CNI_CONTAINERID"] = "c1", ["CNI_IFNAME"] = "eth0", ["CNI_NETNS"] = "/var/run/netns/none",
+            [ServingAgent.SocketVariable] = Socket,
+        };
+        var result = Exec.Run("/bin/sh", ["-c", $"exec setpriv --reuid 65534 --regid 65534 --clear-groups {Repo.Plugin} < {config}"],
+            PluginRun.Plugin(env, "", TimeSpan.FromSeconds(60)));
+
+        Assert.Equal(1, agent.Sample("berth_plugin_calls_refused_total{reason=\"peer\"}"));
+        Assert.Equal(0, Served(agent, "ADD") + Served(agent, "ADD", "error"));
+        // The plugin did the call itself, as the user it runs as: that user cannot write the store.
+        Assert.True(result.ExitCode == 1 && result.ErrorCode == 5, result.ToString());
+        Assert.False(File.Exists(Store));
+    }
+
+    private async Task<System.Net.Sockets.Socket> Connect()
+    {
+        var s = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await s.ConnectAsync(new UnixDomainSocketEndPoint(Socket));
+        return s;
+    }
+
+    private static async Task<byte[]> ReadToEnd(System.Net.Sockets.Socket s)
+    {
+        var all = new MemoryStream();
+        var buffer = new byte[4096];
+        try
+        {
+            int n;
+            while ((n = await s.ReceiveAsync(buffer)) > 0) all.Write(buffer, 0, n);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            // The agent closed with bytes of ours it never read: the kernel says so after its answer.
+        }
+        return all.ToArray();
+    }
+
+    /// <summary>Until <paramref name="pid"/> waits for the flock on <paramref name="file"/> (a "->" line of /proc/locks).</summary>
+    private static async Task WaitForLockWaiter(int pid, string file)
+    {
+        var inode = Exec.Must("stat", "-c", "%i", file).Trim();
+        using var give = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        while (!File.ReadAllLines("/proc/locks").Any(l => l.Contains("->", StringComparison.Ordinal) && l.Contains($" {pid} ", StringComparison.Ordinal) && l.Contains($":{inode} ", StringComparison.Ordinal)))
+        {
+            await Task.Delay(20, give.Token);
+        }
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
