@@ -125,6 +125,8 @@ class Checker:
         self.post = []
         self.integrity = {}
         self.errors = 0
+        self.served_boots = 0
+        self.fallbacks = {}   # boot -> calls the plugin did itself while the agent served (berth.serve=1)
 
     def violation(self, what):
         self.violations += 1
@@ -178,6 +180,12 @@ class Checker:
                 self.violation(f"berth-agent recover failed: {text.strip()}")
         elif tag == "POST-END":
             self.check_post()
+        elif tag == "SERVE":
+            if words[1] != "ok":
+                self.violation(f"berth-agent did not serve the plugin's calls: {text.strip()}")
+            self.served_boots += 1
+        elif tag == "FALLBACKS" and len(words) > 1 and words[1].isdigit():
+            self.fallbacks[self.boot] = int(words[1])
         elif tag == "FIRST" and words[1] != "ok":
             self.violation(f"the first ADD after boot failed: {text.strip()}")
         elif tag == "ERR":
@@ -388,6 +396,8 @@ def main():
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--unsafe-no-sync", action="store_true",
                     help="negative control: the guest runs the berth built without fsync (-p:BerthUnsafeNoSync=true)")
+    ap.add_argument("--agent-serving", action="store_true",
+                    help="berth-agent run answers the plugin's calls in the guest (berth.serve=1)")
     ap.add_argument("--expect-violations", action="store_true",
                     help="negative control: succeed only if a violation is found (stops at the first, "
                          "ignores --seconds, at most 8 cuts)")
@@ -417,7 +427,8 @@ def main():
     durable = os.path.join(args.work, "disk.img")
     make_disk(durable)
     guest_mode = "node" if args.mode == "node-script" else "storm"
-    append = f"berth.mode={guest_mode} berth.workers={args.workers} berth.unsafe={1 if args.unsafe_no_sync else 0}"
+    append = (f"berth.mode={guest_mode} berth.workers={args.workers} berth.unsafe={1 if args.unsafe_no_sync else 0} "
+              f"berth.serve={1 if args.agent_serving else 0}")
     strict = args.mode.startswith("strict")
     start = time.monotonic()
     vm = None
@@ -514,6 +525,9 @@ def main():
 
     elapsed = time.monotonic() - start
     cycles = checker.checked
+    if args.agent_serving:
+        log(f"{name}: berth-agent answered the plugin's calls in {checker.served_boots} boots; calls the plugin did "
+            f"itself meanwhile: {sum(checker.fallbacks.values())} (as last counted before each cut)")
     print(f"{args.tag} mode={name} cycles={cycles} acked={checker.acked} cuts={cuts} violations={checker.violations}",
           flush=True)
     log(f"{name}: {elapsed:.0f} s, {checker.boots} boots, {checker.errors} failed operations (not acknowledged), seed {seed}")

@@ -466,7 +466,7 @@ def record(args, name, work, checker, serial_log, storm_seconds):
     logf = os.path.join(work, "writes.log")
     open(logf, "wb").close()
     append = (f"berth.mode=storm berth.workers={args.workers} berth.unsafe={1 if args.unsafe_no_sync else 0} "
-              f"berth.mark={MARK_SECTOR}")
+              f"berth.mark={MARK_SECTOR} berth.serve={1 if args.agent_serving else 0}")
     vm = qt.Vm(work, append, qt.logged_drive(disk, logf), serial_log)
 
     def feed(lines):
@@ -526,6 +526,9 @@ def main(args):
            f"{len(LOG.flushes)} flushes, {len(LOG.epochs)} epochs ({multi} with more than one write), "
            f"{len(LOG.markers)} markers; {console.acked} acknowledgements on the console")
 
+    if args.agent_serving and not args.recording:
+        qt.log(f"{name}: berth-agent answered the plugin's calls in the recorded storm ({console.served_boots} boot); calls "
+               f"the plugin did itself meanwhile: {sum(console.fallbacks.values())} (as last counted)")
     # What was acknowledged before each marker: the console checker's rules, fed the markers in log order.
     acks = qt.Checker(name)
     acks.violation = lambda what: None  # the same acknowledgements were checked on the console already

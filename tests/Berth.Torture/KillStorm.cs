@@ -60,7 +60,7 @@ public sealed class KillStorm(KillStormOptions options)
     public Report Run()
     {
         Repo.RequireBuilt();
-        var report = new Report("killstorm", options.Seed) { Log = _log };
+        var report = new Report(options.AgentServing ? "killstorm-serving" : "killstorm", options.Seed) { Log = _log };
         _log.WriteLine($"killstorm: seed {options.Seed}, {options.Seconds} s, {options.Workers} workers x {options.ContainersPerWorker} containers, store {Store}");
         var random = new Random(options.Seed);
         var namespaces = new List<string>();

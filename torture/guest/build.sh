@@ -41,8 +41,9 @@ if [[ ! -f $KDIR/vmlinux || ! -f $KDIR/.done ]]; then
   touch "$KDIR/.done"
 fi
 
-# 2. The negative control's berth: the same source built without fsync (-p:BerthUnsafeNoSync=true), in its own
-# build directory so that it never mixes with the real build. The guest swaps it in only under berth.unsafe=1.
+# 2. The negative control's berth and berth-agent: the same source built without fsync (-p:BerthUnsafeNoSync=true),
+# in its own build directory so that it never mixes with the real build. The guest swaps them in only under
+# berth.unsafe=1.
 UNSAFE_BIN=$OUT/unsafe-bin
 if [[ ! -f $UNSAFE_BIN/berth || $BIN/berth -nt $UNSAFE_BIN/berth ]]; then
   echo "guest: building the negative control's berth (synchronous=OFF)"
@@ -50,9 +51,16 @@ if [[ ! -f $UNSAFE_BIN/berth || $BIN/berth -nt $UNSAFE_BIN/berth ]]; then
     -p:BerthUnsafeNoSync=true -p:ArtifactsPath="$PWD/artifacts/unsafe-build"
   rm -f "$UNSAFE_BIN"/*.dbg
 fi
+# The same for berth-agent, which does the plugin's calls when it answers them (berth.serve=1).
+if [[ ! -f $UNSAFE_BIN/berth-agent || $BIN/berth-agent -nt $UNSAFE_BIN/berth-agent ]]; then
+  echo "guest: building the negative control's berth-agent (synchronous=OFF)"
+  dotnet publish src/HostAgent/HostAgent.csproj -c Release -o "$UNSAFE_BIN" --nologo -v quiet -p:DebugType=none \
+    -p:BerthUnsafeNoSync=true -p:ArtifactsPath="$PWD/artifacts/unsafe-build"
+  rm -f "$UNSAFE_BIN"/*.dbg
+fi
 
 # 3. The initramfs, when something it holds changed.
-INPUTS=("$BIN/berth" "$UNSAFE_BIN/berth" "$BIN/berth-agent" torture/guest/init torture/guest/storm.sh torture/guest/mark.sh scripts/power-cut-node.sh "$KDIR/.done" "${BASH_SOURCE[0]}")
+INPUTS=("$BIN/berth" "$UNSAFE_BIN/berth" "$BIN/berth-agent" "$UNSAFE_BIN/berth-agent" torture/guest/init torture/guest/storm.sh torture/guest/mark.sh scripts/power-cut-node.sh "$KDIR/.done" "${BASH_SOURCE[0]}")
 fresh=1
 if [[ -f $INITRD ]]; then
   for f in "${INPUTS[@]}"; do [[ $f -nt $INITRD ]] && fresh=0; done
@@ -79,6 +87,7 @@ add_exe() { # SOURCE DEST
 add_exe "$BIN/berth" /opt/cni/bin/berth
 add_exe "$UNSAFE_BIN/berth" /opt/cni/bin/berth-unsafe
 add_exe "$BIN/berth-agent" /usr/bin/berth-agent
+add_exe "$UNSAFE_BIN/berth-agent" /usr/bin/berth-agent-unsafe
 add_exe "$(command -v ip)" /sbin/ip
 add_exe "$(command -v sqlite3)" /usr/bin/sqlite3
 add_exe /usr/bin/dd /usr/bin/dd-direct   # coreutils' dd for mark.sh's O_DIRECT writes (aligned buffer)
