@@ -46,7 +46,7 @@ internal sealed class AgentDaemon(
         builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
         if (pluginSocket is not null)
         {
-            builder.Services.AddSingleton(services => new Serving.PluginServer(pluginSocket, agent.Clock, services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor)));
+            builder.Services.AddSingleton(services => new Serving.PluginServer(pluginSocket, agent.Clock, agent.Time, services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor)));
         }
         builder.Services.AddHostedService(services => new AgentDaemon(agent, notifier,
             services.GetRequiredService<ILoggerFactory>().CreateLogger(Actor), services.GetRequiredService<IHostApplicationLifetime>(), watchdog, startup,

@@ -18,7 +18,7 @@ namespace Berth.HostAgent.Serving;
 /// this agent's own user) is refused; so is anything that is not a request frame. Whatever it refuses, the plugin
 /// does itself.
 /// </summary>
-internal sealed class PluginServer(string socketPath, IBootClock clock, ILogger logger) : BackgroundService
+internal sealed class PluginServer(string socketPath, IBootClock clock, TimeProvider time, ILogger logger) : BackgroundService
 {
     /// <summary>How long a peer has to send its request, and to take the answer.</summary>
     public static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
@@ -207,22 +207,22 @@ internal sealed class PluginServer(string socketPath, IBootClock clock, ILogger 
     }
 
     /// <summary>The request, read within <see cref="ReadTimeout"/> in all however slowly it comes.</summary>
-    private static CallFrames.Call ReadRequest(Socket peer)
+    private CallFrames.Call ReadRequest(Socket peer)
     {
-        var deadline = Environment.TickCount64 + (long)ReadTimeout.TotalMilliseconds;
+        var started = time.GetTimestamp();
         var header = new byte[CallFrames.HeaderBytes];
-        ReadExactly(peer, header, deadline);
+        ReadExactly(peer, header, started);
         var (_, length) = CallFrames.ReadHeader(header, CallFrames.MaxRequestBytes, CallFrames.Request);
         var body = new byte[length];
-        ReadExactly(peer, body, deadline);
+        ReadExactly(peer, body, started);
         return CallFrames.DecodeRequest(body);
     }
 
-    private static void ReadExactly(Socket peer, Span<byte> into, long deadline)
+    private void ReadExactly(Socket peer, Span<byte> into, long started)
     {
         while (!into.IsEmpty)
         {
-            var left = deadline - Environment.TickCount64;
+            var left = (long)(ReadTimeout - time.GetElapsedTime(started)).TotalMilliseconds;
             if (left <= 0) throw new SocketException((int)SocketError.TimedOut);
             peer.ReceiveTimeout = (int)left;
             var n = peer.Receive(into);
@@ -244,7 +244,7 @@ internal sealed class PluginServer(string socketPath, IBootClock clock, ILogger 
         var callClock = new SystemBootClock(Environment);
         var gone = false;
         var view = new CallerView(pid, _stores!, new NetnsProbe());
-        var services = new PluginServices(callClock, view, TimeProvider.System)
+        var services = new PluginServices(callClock, view, time)
         {
             Stores = view,
             // Nothing is committed for a caller that is gone: it may be retrying the call itself, or the runtime may
