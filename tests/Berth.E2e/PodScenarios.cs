@@ -29,6 +29,9 @@ internal static class PodScenarios
             ["/run/netns"] = node.Runtime.NetnsDir,
             ["/var/run/netns"] = node.Runtime.NetnsDir,
             ["/opt/cni/bin"] = node.CniBin,
+            // Where the agent answers the plugin's calls; the e2e's runtime runs the plugin with the socket off, so
+            // the plugin alone does this node's calls (the e2e measures the agent's guard, not its serving).
+            ["/run/berth"] = Path.Combine(node.HostRoot, "run", "berth"),
         };
         string Override(string key, string value)
         {
