@@ -37,16 +37,22 @@ public sealed class SystemBootClock : IBootClock
 
     private string ReadBootId()
     {
+        // Opened without blocking and read only when it is a regular file (/proc's boot_id is one): a FIFO or a
+        // device named by BERTH_BOOT_ID_FILE would otherwise hold the call, or the agent's worker answering it, for good.
+        var fd = Libc.open(_bootIdFile, Libc.ORdonly | Libc.ONonblock | Libc.OCloexec, 0);
+        if (fd < 0) throw Unreadable(Libc.Message(Libc.Errno));
         string text;
         try
         {
-            using var reader = new StreamReader(_bootIdFile);
-            var buffer = new char[128];
-            text = new string(buffer, 0, reader.ReadBlock(buffer, 0, buffer.Length)).Trim();
+            if (Libc.FileType(fd) != Libc.SIfreg) throw Unreadable("not a regular file");
+            Span<byte> buffer = stackalloc byte[128];
+            var n = Libc.read(fd, buffer, buffer.Length);
+            if (n < 0) throw Unreadable(Libc.Message(Libc.Errno));
+            text = System.Text.Encoding.UTF8.GetString(buffer[..(int)n]).Trim();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        finally
         {
-            throw new CniException(ErrorCodes.InvalidEnvironment, $"cannot read the boot ID from {_bootIdFile}: {e.Message}");
+            _ = Libc.close(fd);
         }
         if (text.Length is 0 or > 64 || !text.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
         {
@@ -54,4 +60,6 @@ public sealed class SystemBootClock : IBootClock
         }
         return text;
     }
+
+    private CniException Unreadable(string why) => new(ErrorCodes.InvalidEnvironment, $"cannot read the boot ID from {_bootIdFile}: {why}");
 }
