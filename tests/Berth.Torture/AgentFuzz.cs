@@ -27,7 +27,7 @@ public sealed record AgentFuzzOptions(int Seconds, int Seed, int? MaxCases = nul
 /// address-named lease files, and never one of a sandbox the runtime lists as ready; nothing outside the guarded
 /// directories touched; every real lease file listed by leases.
 /// </summary>
-public sealed class AgentFuzzer(AgentFuzzOptions options)
+public sealed partial class AgentFuzzer(AgentFuzzOptions options)
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(20);
     private static readonly string[] Commands = ["recover", "reconcile", "reconcile --dry-run", "leases --json", "check --json", "history", "install-cni"];
@@ -59,11 +59,13 @@ public sealed class AgentFuzzer(AgentFuzzOptions options)
         for (var index = 0; clock.Elapsed.TotalSeconds < options.Seconds && (options.MaxCases is not { } max || index < max); index++)
         {
             var caseSeed = master.Next();
-            var kind = await CaseAsync(index, caseSeed, socket);
+            // One case in six is the plugin's socket (AgentFuzz.Socket.cs); the others, what the agent reads from the node.
+            var kind = master.Next(6) == 0 ? SocketCase(index, caseSeed) : await CaseAsync(index, caseSeed, socket);
             counts[kind] = counts.GetValueOrDefault(kind) + 1;
             _report.Cycles++;
         }
         _log.WriteLine($"agentfuzz: {_report.Cycles} cases in {clock.Elapsed.TotalSeconds:F0} s ({string.Join(", ", counts.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => $"{c.Value} {c.Key}"))}), {_report.Acked} exited 0, seed {options.Seed}");
+        _serving?.Dispose();
         if (_report.Violations.Count == 0 || !options.KeepOnViolation) Directory.Delete(_root, recursive: true);
         else _log.WriteLine($"agentfuzz: sandbox kept for inspection in {_root}");
         return _report;
