@@ -198,9 +198,8 @@ internal sealed class PluginServer(string socketPath, IBootClock clock, TimeProv
     /// <summary>The peer's pid, and why it may not call, or null when it may: root, or this agent's own user (SO_PEERCRED).</summary>
     private static (int Pid, string? Refused) Peer(Socket peer)
     {
-        const int SolSocket = 1, SoPeercred = 17;
         Span<byte> cred = stackalloc byte[12];
-        if (peer.GetRawSocketOption(SolSocket, SoPeercred, cred) < 12) return (0, "the peer's credentials cannot be read");
+        if (peer.GetRawSocketOption(Libc.SolSocket, Libc.SoPeercred, cred) < 12) return (0, "the peer's credentials cannot be read");
         var pid = MemoryMarshal.Read<int>(cred);
         var uid = MemoryMarshal.Read<uint>(cred[4..]);
         return (pid, uid == 0 || uid == Libc.geteuid() ? null : $"pid {pid} runs as uid {uid}");

@@ -29,7 +29,7 @@ public static partial class Libc
     public const int SIfmt = 0xF000, SIfifo = 0x1000, SIfchr = 0x2000, SIfdir = 0x4000, SIfblk = 0x6000, SIfreg = 0x8000, SIfsock = 0xC000;
 
     /// <summary>Unix stream sockets: socket(2), setsockopt(2) and send(2) arguments.</summary>
-    public const int AfUnix = 1, SockStream = 1, SockCloexec = 0x80000, SolSocket = 1, SoRcvtimeo = 20, SoSndtimeo = 21, MsgNosignal = 0x4000;
+    public const int AfUnix = 1, SockStream = 1, SockCloexec = 0x80000, SolSocket = 1, SoPeercred = 17, SoRcvtimeo = 20, SoSndtimeo = 21, MsgNosignal = 0x4000;
 
     /// <summary>statx(2): the descriptor meaning "relative to the working directory", and the basic fields' mask.</summary>
     public const int AtFdcwd = -100;
