@@ -66,9 +66,9 @@ internal static class AgentClient
     private static int Connect(string path, out string? failure)
     {
         failure = null;
-        var address = new byte[110];
+        if (!PluginSocket.Fits(path)) return -1;
         var name = Encoding.UTF8.GetBytes(path);
-        if (name.Length >= address.Length - 2) return -1;
+        var address = new byte[2 + PluginSocket.MaxPathBytes + 1];
         address[0] = Libc.AfUnix;
         name.CopyTo(address, 2);
         var fd = Libc.socket(Libc.AfUnix, Libc.SockStream | Libc.SockCloexec, 0);

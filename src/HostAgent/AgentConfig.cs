@@ -102,7 +102,11 @@ internal sealed record AgentConfig
                     "cniConfDirs" => config with { CniConfDirs = Paths(p.Value) ?? throw Bad("must be an array of absolute paths (the runtime's CNI config dirs)") },
                     "pluginSocket" => p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() == Shared.Plugin.PluginSocket.Off
                         ? config with { PluginSocket = null }
-                        : config with { PluginSocket = AbsolutePath(p.Value) ?? throw Bad("must be the absolute path of a socket, or \"off\"") },
+                        : config with
+                        {
+                            PluginSocket = AbsolutePath(p.Value) is { } socket && Shared.Plugin.PluginSocket.Fits(socket) ? socket
+                                : throw Bad($"must be the absolute path of a socket, at most {Shared.Plugin.PluginSocket.MaxPathBytes} bytes (a Unix socket's limit), or \"off\""),
+                        },
                     "dryRun" => config with { DryRun = p.Value.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw Bad("must be true or false") } },
                     _ => throw new AgentConfigException($"config {path}: unknown key \"{p.Name}\" (known: store, intervalSeconds, gracePeriodSeconds, runtimeSockets, runtimeTimeoutSeconds, metricsAddress, historyKeepEvents, historyKeepDays, hostLocal, cniConfDirs, pluginSocket, dryRun)"),
                 };

@@ -63,6 +63,8 @@ internal sealed class PluginServer(string socketPath, IBootClock clock, TimeProv
     /// </summary>
     private void Listen()
     {
+        // BERTH_PLUGIN_SOCKET may name what agent.json could not: a path no Unix socket can have.
+        if (!PluginSocket.Fits(socketPath)) throw new IOException($"the path is longer than a Unix socket's ({PluginSocket.MaxPathBytes} bytes)");
         var directory = Path.GetDirectoryName(socketPath)!;
         Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);

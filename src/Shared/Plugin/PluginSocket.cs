@@ -26,6 +26,12 @@ public static class PluginSocket
         var path => path,
     };
 
+    /// <summary>The longest socket path, in bytes: a Unix socket's address holds 108, its terminating NUL included.</summary>
+    public const int MaxPathBytes = 107;
+
+    /// <summary>Whether <paramref name="path"/> can name a Unix socket at all.</summary>
+    public static bool Fits(string path) => System.Text.Encoding.UTF8.GetByteCount(path) <= MaxPathBytes;
+
     /// <summary>Why the plugin did a call itself: no socket, nobody listening, no permission, the agent gone mid-call, an answer that is no frame, the agent's refusal, no answer in time.</summary>
     public static readonly string[] FallbackReasons = ["absent", "refused", "denied", "closed", "malformed", "declined", "timeout"];
 

@@ -60,6 +60,7 @@ public sealed class AgentConfigTests : IDisposable
     [InlineData("""{"cniConfDirs":"/etc/cni/net.d"}""", "\"cniConfDirs\"")]
     [InlineData("""{"pluginSocket":"run/plugin.sock"}""", "\"pluginSocket\"")]
     [InlineData("""{"pluginSocket":false}""", "\"pluginSocket\"")]
+    [InlineData("""{"pluginSocket":"/run/berth/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.sock"}""", "at most 107 bytes")]
     [InlineData("""{"cniConfDirs":["net.d"]}""", "\"cniConfDirs\"")]
     [InlineData("""[1]""", "expected a JSON object")]
     [InlineData("""{"store": """, "not valid JSON")]
