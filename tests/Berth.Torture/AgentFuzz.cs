@@ -473,7 +473,7 @@ public sealed partial class AgentFuzzer(AgentFuzzOptions options)
                 File.WriteAllText(path, good);
                 return (path, "good");
             }
-            var kind = random.Next(11);
+            var kind = random.Next(12);
             switch (kind)
             {
                 case 0: File.WriteAllText(path, good[..random.Next(good.Length)]); return (path, "truncated");
@@ -491,6 +491,10 @@ public sealed partial class AgentFuzzer(AgentFuzzOptions options)
                 case 7: File.WriteAllText(path, good.Replace("\"hostLocal\": {", "\"hostLocal\": {\"dirs\": 5, ")); return (path, "duplicate-key");
                 case 8: File.WriteAllText(path, good.Replace("\"metricsAddress\": \"off\"", "\"metricsAddress\": \"" + Pick(random, "nonsense", "127.0.0.1:99999", ":", "[::1]:x") + "\"")); return (path, "bad-address");
                 case 9: return ("/dev/zero", "endless");
+                case 10:
+                    File.WriteAllText(path, good.Replace("\"metricsAddress\"", "\"pluginSocket\": " + Pick(random, "\"plugin.sock\"", "5", "null", "[]", "\"\"",
+                        $"\"/run/berth/{new string('x', 100)}.sock\"") + ", \"metricsAddress\""));
+                    return (path, "bad-plugin-socket");
                 default: File.WriteAllText(path, "/dev/zero"); return (path, "not-json");
             }
         }
