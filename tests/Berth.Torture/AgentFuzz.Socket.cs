@@ -29,9 +29,11 @@ public sealed partial class AgentFuzzer
         var problems = new List<string>();
         var kinds = new List<string>();
 
-        for (var i = random.Next(1, 4); i > 0; i--)
+        // Random frames, then always one call that names a file of the wrong kind for its netns or boot ID (a FIFO
+        // among them often): the kind that can hold a worker, so every case tries it.
+        var frames = Enumerable.Range(0, random.Next(1, 4)).Select(_ => HostileFrame(random, dir, random.Next(8))).Append(HostileFrame(random, dir, 5));
+        foreach (var (kind, frame, stopAfter) in frames)
         {
-            var (kind, frame, stopAfter) = HostileFrame(random, dir);
             kinds.Add(kind);
             if (Exchange(_serving.Socket, frame, stopAfter) is { } why) problems.Add($"hostile frame {kind}: {why}");
         }
@@ -155,7 +157,7 @@ public sealed partial class AgentFuzzer
         return true;
     }
 
-    private static (string Kind, byte[] Frame, int? StopAfter) HostileFrame(Random random, string dir)
+    private static (string Kind, byte[] Frame, int? StopAfter) HostileFrame(Random random, string dir, int variant)
     {
         var config = Encoding.UTF8.GetBytes($$$"""{"cniVersion":"1.0.0","name":"fuzz","type":"bridge","ipam":{"type":"berth","dataDir":"{{{Path.Combine(dir, "hostile")}}}","ranges":[[{"subnet":"10.79.1.0/24"}]]}}""");
         var env = new Dictionary<string, string>
@@ -167,7 +169,7 @@ public sealed partial class AgentFuzzer
             ["BERTH_BOOT_ID_FILE"] = Path.Combine(dir, "boot_id"),
         };
         byte[] Valid() => CallFrames.EncodeRequest(k => env.GetValueOrDefault(k), config);
-        switch (random.Next(8))
+        switch (variant)
         {
             case 0:
                 var bytes = new byte[random.Next(0, 4096)];
@@ -189,7 +191,7 @@ public sealed partial class AgentFuzzer
                 return ("peer stops mid-frame", started, random.Next(started.Length));
             case 5:
                 var name = Pick(random, "CNI_NETNS", "BERTH_BOOT_ID_FILE");
-                var target = Pick(random, Path.Combine(dir, "fifo"), "/dev/zero", dir, "/proc/self/mem");
+                var target = Pick(random, Path.Combine(dir, "fifo"), Path.Combine(dir, "fifo"), "/dev/zero", dir, "/proc/self/mem");
                 env[name] = target;
                 return ($"{name} {Path.GetFileName(target)}", Valid(), null);
             case 6:
