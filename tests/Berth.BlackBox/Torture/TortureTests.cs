@@ -85,10 +85,11 @@ public sealed class TortureTests
     {
         var log = new StringWriter();
 
-        var report = new AgentFuzzer(new AgentFuzzOptions(Seconds: 30, Seed: 21, MaxCases: 150, Log: log)).Run();
+        // A plugin-socket case (one in six) runs a plugin twice and a fake agent: 45 s keep the count meaningful under load.
+        var report = new AgentFuzzer(new AgentFuzzOptions(Seconds: 45, Seed: 21, MaxCases: 150, Log: log)).Run();
 
         Assert.True(report.Violations.Count == 0, log.ToString());
-        Assert.True(report.Cycles >= 40 && report.Acked >= 20, $"too few cases to mean anything: {report.Summary}\n{log}");
+        Assert.True(report.Cycles >= 30 && report.Acked >= 20, $"too few cases to mean anything: {report.Summary}\n{log}");
     }
 
     [Fact]
