@@ -199,6 +199,8 @@ public sealed class Fuzzer(FuzzOptions options)
 
     private ExecResult Run(IReadOnlyDictionary<string, byte[]> env, byte[] stdin)
     {
+        // The plugin alone, unless a case names a socket: an agent on this machine's default socket must not answer.
+        if (!env.ContainsKey("BERTH_PLUGIN_SOCKET")) env = new Dictionary<string, byte[]>(env) { ["BERTH_PLUGIN_SOCKET"] = "off"u8.ToArray() };
         using var child = Exec.Start(options.Plugin ?? Repo.Plugin, [], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = stdin });
         return child.Wait(RunTimeout);
     }

@@ -41,6 +41,11 @@ public sealed class KillStorm(KillStormOptions options)
     private string Store => Path.Combine(DataDir, "berth.db");
     private string AgentConfig => Path.Combine(_dir, "agent.json");
     private string PluginSocket => Path.Combine(_dir, "run", "plugin.sock");
+    /// <summary>
+    /// The storm's own serving agent, or "off": the plugins see only the environment given here, and without it they
+    /// would forward to whatever agent answers the default socket on this machine.
+    /// </summary>
+    private byte[] SocketForPlugins => Encoding.UTF8.GetBytes(options.AgentServing ? PluginSocket : "off");
     private SocketAgent? _serving;
     private readonly Lock _servingTurn = new();
     private string NetworkConfig => $$$"""{"cniVersion":"1.0.0","name":"storm","type":"bridge","ipam":{"type":"berth","dataDir":"{{{DataDir}}}","ranges":[[{"subnet":"10.77.0.0/24"}],[{"subnet":"fd77::/120"}]]}}""";
@@ -55,6 +60,17 @@ public sealed class KillStorm(KillStormOptions options)
         /// <summary>null: unknown (a killed operation may or may not have taken effect); empty: holds nothing.</summary>
         public List<string>? Expected = [];
         public string LastAck = "none yet";
+
+        /// <summary>The last operations on it and what came of them, for a violation to show how it came about.</summary>
+        public readonly Queue<string> Recent = new();
+
+        public void Record(string what)
+        {
+            if (Recent.Count == 16) Recent.Dequeue();
+            Recent.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {what}");
+        }
+
+        public string Story => $"its last operations: {string.Join("; ", Recent)}";
     }
 
     public Report Run()
@@ -145,7 +161,7 @@ public sealed class KillStorm(KillStormOptions options)
                 ["CNI_PATH"] = "/opt/cni/bin"u8.ToArray(),
                 ["CNI_ARGS"] = Encoding.UTF8.GetBytes($"IgnoreUnknown=1;K8S_POD_NAMESPACE=storm;K8S_POD_NAME={c.Id}"),
             };
-            if (options.AgentServing) env["BERTH_PLUGIN_SOCKET"] = Encoding.UTF8.GetBytes(PluginSocket);
+            env["BERTH_PLUGIN_SOCKET"] = SocketForPlugins;
             using var child = Exec.Start(Repo.Plugin, [], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = Encoding.UTF8.GetBytes(NetworkConfig) });
             if (killAfter >= 0)
             {
@@ -161,6 +177,8 @@ public sealed class KillStorm(KillStormOptions options)
 
     private void Apply(Container c, string command, ExecResult result, bool killed, Report report)
     {
+        c.Record($"{command} " + (killed ? "killed" : result.ExitCode == 0 ? "exit 0" + (command == "ADD" ? " " + Addresses(result.Stdout) : "")
+            : $"exit {result.ExitCode} code {result.ErrorCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}") + $" ({result.Elapsed.TotalMilliseconds:F0} ms)");
         if (killed)
         {
             Interlocked.Increment(ref report.Cuts);
@@ -203,7 +221,7 @@ public sealed class KillStorm(KillStormOptions options)
         if (addresses.Count != 2) report.Violation($"ADD {c.Id} acknowledged {addresses.Count} addresses, expected one per range set: {result}");
         if (!c.Doomed && c.Expected is { Count: > 0 } held && !held.SequenceEqual(addresses))
         {
-            report.Violation($"ADD {c.Id} repeated while holding {string.Join(", ", held)} returned {string.Join(", ", addresses)}");
+            report.Violation($"ADD {c.Id} repeated while holding {string.Join(", ", held)} returned {string.Join(", ", addresses)}; {c.Story}; {HistoryOf(c)}");
         }
         c.Expected = addresses;
         c.LastAck = $"ADD {string.Join(", ", addresses)} at {DateTime.UtcNow:HH:mm:ss.fff}";
@@ -320,13 +338,24 @@ public sealed class KillStorm(KillStormOptions options)
                 var explained = c.Doomed && expected.Count > 0 && expected.All(a => released.Any(r => r["address"] == a));
                 if (!explained)
                 {
-                    report.Violation($"round {round}: {c.Id} (last acknowledged: {c.LastAck}) should hold [{string.Join(", ", expected)}] but the store holds [{string.Join(", ", actual)}]");
+                    report.Violation($"round {round}: {c.Id} (last acknowledged: {c.LastAck}) should hold [{string.Join(", ", expected)}] but the store holds [{string.Join(", ", actual)}]; {c.Story}; {HistoryOf(c)}");
                 }
             }
             // What is on disk now is the truth the next round starts from.
             c.Expected = actual;
         }
     }
+
+    /// <summary>The store's last history rows for the container, read while the storm may still run (a finding is rare).</summary>
+    private string HistoryOf(Container c)
+    {
+        var rows = SqliteCli.TryQuery(Store, $"SELECT at, action, reason, actor, address FROM history WHERE container_id = '{c.Id}' ORDER BY id DESC LIMIT 12", out var error);
+        return rows is null ? $"its history could not be read: {error}"
+            : "its history, newest first: " + string.Join("; ", rows.Select(r => $"{r["at"]} {r["action"]} {r["reason"]} by {r["actor"]} {r["address"]}"));
+    }
+
+    private static string Addresses(string result) =>
+        string.Join(", ", System.Text.RegularExpressions.Regex.Matches(result, "\"address\":\\s*\"([^\"/]+)").Select(m => m.Groups[1].Value));
 
     private void AfterTheStorm(Report report)
     {
@@ -337,7 +366,7 @@ public sealed class KillStorm(KillStormOptions options)
             ["CNI_IFNAME"] = "eth0"u8.ToArray(),
             ["CNI_NETNS"] = "/var/run/netns/after-the-storm"u8.ToArray(),
         };
-        if (options.AgentServing) env["BERTH_PLUGIN_SOCKET"] = Encoding.UTF8.GetBytes(PluginSocket);
+        env["BERTH_PLUGIN_SOCKET"] = SocketForPlugins;
         using var child = Exec.Start(Repo.Plugin, [], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = Encoding.UTF8.GetBytes(NetworkConfig) });
         var result = child.Wait(TimeSpan.FromSeconds(30));
         if (result.ExitCode != 0) report.Violation($"the first ADD after the storm failed: {result}");

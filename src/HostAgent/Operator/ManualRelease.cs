@@ -62,7 +62,7 @@ internal sealed class ManualRelease(
             // Look again under the write lock: a DEL or a new ADD may have come between the check and now.
             var current = tx.Holder(network, address);
             if (current is null) return Free(address, network);
-            if (!current.IsOwnedBy(holder.ContainerId, holder.IfName)) return new(ReleaseStatus.Refused, $"{address} changed hands while it was checked (now {current.Describe()}): run again", current);
+            if (!current.IsSameLeaseAs(holder)) return new(ReleaseStatus.Refused, $"{address} changed hands while it was checked (now {current.Describe()}): run again", current);
             tx.Release(current, change with { Actor = actor });
             return new(ReleaseStatus.Released, $"{(dryRun ? "would release" : "released")} {address} in network {network}, held by {current.Describe()} ({change.Detail})", current);
         }

@@ -35,14 +35,17 @@ internal sealed class Reconciler(
     public async Task<ReconcileReport> PassAsync(bool dryRun, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
-        var leases = store.Read(tx => tx.AllLeases());
         var evidence = await EvidenceSnapshot.GatherAsync(netns, processes, runtime, cancellationToken).ConfigureAwait(false);
         var decisions = new List<Decision>();
         var candidates = new List<Lease>();
         List<Decision> Judge(IAgentTransaction tx)
         {
             var result = new List<Decision>();
-            foreach (var lease in leases)
+            // The leases as they are now, under the write lock, so that a strike is only ever counted for a lease that
+            // exists: one read before the evidence would strike leases a DEL has released since, and the strike would
+            // wait for the next lease at that address. A lease made after the evidence was gathered is judged by its
+            // netns path, read now.
+            foreach (var lease in tx.AllLeases())
             {
                 var (kind, detail) = evidence.Judge(lease);
                 var decision = Decision.Of(lease, _liveness.Decide(lease, kind, detail, () => tx.AddStrike(lease), () => tx.ClearStrikes(lease)));
@@ -63,7 +66,7 @@ internal sealed class Reconciler(
                 foreach (var candidate in candidates)
                 {
                     var current = tx.Holder(candidate.Network, candidate.Address);
-                    if (current is null || !current.IsOwnedBy(candidate.ContainerId, candidate.IfName)) continue;
+                    if (current is null || !current.IsSameLeaseAs(candidate)) continue;
                     var found = fresh.Judge(current);
                     if (_liveness.Recheck(current, found.Kind, found.Detail, () => tx.ClearStrikes(current)) is { } kept)
                     {

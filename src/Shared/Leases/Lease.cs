@@ -26,6 +26,14 @@ public sealed record Lease(
     /// <summary>Whether this lease belongs to the attachment.</summary>
     public bool IsOwnedBy(string containerId, string ifName) => ContainerId == containerId && IfName == ifName;
 
+    /// <summary>
+    /// Whether <paramref name="other"/> is this very lease, not only one of the same attachment: an attachment that
+    /// was deleted and added again, even at the same address, holds a new lease, made at another moment of a boot.
+    /// </summary>
+    public bool IsSameLeaseAs(Lease other) =>
+        Network == other.Network && Address.Equals(other.Address) && IsOwnedBy(other.ContainerId, other.IfName)
+        && BootId == other.BootId && SinceBoot == other.SinceBoot;
+
     /// <summary>"namespace/pod" when the runtime said, otherwise "containerID/ifname".</summary>
     public string Owner => PodName is not null ? $"{PodNamespace}/{PodName}" : $"{ContainerId}/{IfName}";
 

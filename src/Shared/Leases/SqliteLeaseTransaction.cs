@@ -64,6 +64,8 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IAgentTra
             ("$pns", lease.PodNamespace), ("$pn", lease.PodName), ("$pu", lease.PodUid), ("$b", lease.BootId),
             ("$t", lease.SinceBoot.Ticks * 100), ("$at", Timestamp(lease.CreatedAt)), ("$o", lease.Origin)).Run();
         JoinRuns(lease.Network, key);
+        // A new lease starts with no strikes, whatever was counted for an earlier holder of the address.
+        ForgetStrikes(lease.Network, key);
         RecordHistory("allocate", lease, change);
     }
 
@@ -74,7 +76,7 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IAgentTra
             ("$n", lease.Network), ("$k", key), ("$c", lease.ContainerId), ("$i", lease.IfName)).Run();
         if (removed == 0) return false;
         LeaveRuns(lease.Network, key);
-        Command("DELETE FROM strikes WHERE network = $n AND address_key = $k", ("$n", lease.Network), ("$k", key)).Run();
+        ForgetStrikes(lease.Network, key);
         RecordHistory("release", lease, change);
         return true;
     }
@@ -105,8 +107,10 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IAgentTra
         RETURNING count
         """, ("$n", lease.Network), ("$k", AddressKey.Of(lease.Address)), ("$c", lease.ContainerId), ("$i", lease.IfName)));
 
-    public void ClearStrikes(Lease lease) =>
-        Command("DELETE FROM strikes WHERE network = $n AND address_key = $k", ("$n", lease.Network), ("$k", AddressKey.Of(lease.Address))).Run();
+    public void ClearStrikes(Lease lease) => ForgetStrikes(lease.Network, AddressKey.Of(lease.Address));
+
+    private void ForgetStrikes(string network, byte[] key) =>
+        Command("DELETE FROM strikes WHERE network = $n AND address_key = $k", ("$n", network), ("$k", key)).Run();
 
     public int PruneHistory(int keepEvents, DateTimeOffset keepSince) =>
         Command("DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - $k AND at < $t",

@@ -105,6 +105,62 @@ public sealed class ReconcileTests : IDisposable
         Assert.Equal(1, Recovery.Run(_store, _clock, _netns, dryRun: false, "berth-agent").Released);
     }
 
+    /// <summary>The attachment deleted and added again at the same address, as a runtime may do while a pass runs.</summary>
+    private void AddedAgain(string address)
+    {
+        _store.Write(tx =>
+        {
+            var old = tx.Holder("net1", IPAddress.Parse(address))!;
+            tx.Release(old, new Change(Reasons.CniDel, "test"));
+            tx.Add(old with { SinceBoot = _clock.SinceBoot }, new Change(Reasons.CniAdd, "test"));
+            return 0;
+        });
+    }
+
+    /// <summary>The runtime's answer, with <paramref name="meanwhile"/> done on the <paramref name="call"/>th question (1-based).</summary>
+    private void RuntimeMeanwhile(int call, Action meanwhile)
+    {
+        var calls = 0;
+        _runtime.ReadySandboxesAsync(default).ReturnsForAnyArgs(_ =>
+        {
+            if (++calls == call) meanwhile();
+            return new SandboxList(true, new HashSet<string>());
+        });
+    }
+
+    [Fact]
+    public void A_strike_counts_only_for_the_lease_the_pass_judged_not_for_one_added_again_at_its_address_meanwhile()
+    {
+        Lease("10.0.0.2", netns: "/run/netns/gone", inode: 7);
+        // While the first pass gathers its evidence, the attachment is deleted and added again at the same address:
+        // the new lease is younger than the grace period.
+        RuntimeMeanwhile(1, () => AddedAgain("10.0.0.2"));
+
+        var first = Pass();
+        _clock.SinceBoot += Grace + TimeSpan.FromMinutes(1);
+        var second = Pass();
+
+        Assert.Equal(Verdict.Young, Assert.Single(first.Decisions).Verdict);
+        // Its first pass without evidence past the grace period: one strike, not two.
+        Assert.Equal(Verdict.Strike, Assert.Single(second.Decisions).Verdict);
+        Assert.True(Held("10.0.0.2"));
+    }
+
+    [Fact]
+    public void A_lease_added_again_at_the_address_of_a_candidate_before_its_release_is_not_released_in_its_place()
+    {
+        Lease("10.0.0.2", netns: "/run/netns/gone", inode: 7);
+        // Pass 1 asks the runtime once (a strike); pass 2 asks once to judge and once more just before it releases.
+        RuntimeMeanwhile(3, () => AddedAgain("10.0.0.2"));
+
+        Pass();
+        var second = Pass();
+
+        Assert.DoesNotContain(second.Decisions, d => d.Verdict == Verdict.Release);
+        Assert.True(Held("10.0.0.2"));
+        Assert.Equal(0, History(Reasons.Reconcile));
+    }
+
     [Fact]
     public void A_current_lease_without_evidence_goes_on_the_second_pass_after_the_grace_period()
     {

@@ -108,6 +108,22 @@ public sealed class SqliteLeaseStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_new_lease_at_an_address_starts_without_the_strikes_counted_for_an_earlier_one()
+    {
+        using var store = Open();
+        var first = LeaseOf("10.0.0.9");
+        store.Write(tx => { tx.Add(first, Added); return tx.Release(first, new Change(Reasons.CniDel, "test")); });
+        // A strike counted after the lease was released, as an agent before this fix did when it struck a lease from
+        // a list read before a DEL.
+        store.Write(tx => tx.AddStrike(first));
+
+        var again = first with { SinceBoot = TimeSpan.FromSeconds(50) };
+        var strikes = store.Write(tx => { tx.Add(again, Added); return tx.AddStrike(again); });
+
+        Assert.Equal(1, strikes);
+    }
+
+    [Fact]
     public void A_writer_waits_for_the_lock_at_most_the_limit_then_fails_with_11()
     {
         using var holder = Open();
