@@ -149,7 +149,11 @@ public sealed partial class SqliteLeaseStore
         // In line with every other writer: a new store is often opened by many ADDs at once.
         using var writerLock = WriterLock.Acquire(LockPath(path), options.LockTimeout, options.Time);
         // Re-read in line: whoever was ahead may have migrated meanwhile, and then there is nothing to write.
-        if (db.Scalar("PRAGMA user_version") == SchemaVersion) return;
+        if (db.Scalar("PRAGMA user_version") == SchemaVersion)
+        {
+            writerLock.Done(committed: false);
+            return;
+        }
         if (version == 0)
         {
             // Cannot change inside a transaction; persists in the file once set.
@@ -166,6 +170,7 @@ public sealed partial class SqliteLeaseStore
             version = db.Scalar("PRAGMA user_version");
             for (var v = (int)version; v < SchemaVersion; v++) Migrations[v](db);
             db.Execute($"PRAGMA user_version = {SchemaVersion}; COMMIT;");
+            writerLock.Done(committed: true);
         }
         catch
         {

@@ -151,9 +151,10 @@ public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
     public T Write<T>(Func<IAgentTransaction, T> work)
     {
         T result;
-        using (WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time))
+        using (var writer = WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time))
         {
-            result = Run(work, "BEGIN IMMEDIATE", commit: true);
+            result = Run(work, "BEGIN IMMEDIATE", commit: true, seal: writer.PreviousHolderDied);
+            writer.Done(committed: true);
         }
         // After letting the next writer in: the checkpoint overlaps its transaction instead of delaying it.
         KeepWalShort();
@@ -169,14 +170,16 @@ public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
     /// <inheritdoc />
     public T Rehearse<T>(Func<IAgentTransaction, T> work)
     {
-        using var _ = WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time);
-        return Run(work, "BEGIN IMMEDIATE", commit: false);
+        using var writer = WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time);
+        var result = Run(work, "BEGIN IMMEDIATE", commit: false);
+        writer.Done(committed: false);
+        return result;
     }
 
     /// <summary>The file writers flock before they write (see <see cref="WriterLock"/>).</summary>
     internal static string LockPath(string storePath) => storePath + ".lock";
 
-    private T Run<T>(Func<IAgentTransaction, T> work, string begin, bool commit)
+    private T Run<T>(Func<IAgentTransaction, T> work, string begin, bool commit, bool seal = false)
     {
         using var turn = _turn.EnterScope();
         try
@@ -184,6 +187,9 @@ public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
             _db.Execute(begin);
             try
             {
+                // The writer before died holding the lock (see WriterLock): write page 1 again, the same schema version,
+                // so that this commit overwrites whatever frames it left in the WAL beyond the shared index.
+                if (seal) _db.Execute($"PRAGMA user_version = {SchemaVersion}");
                 T result;
                 using (var session = new SqliteLeaseTransaction(this))
                 {

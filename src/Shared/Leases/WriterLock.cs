@@ -5,7 +5,7 @@ namespace Berth.Shared.Leases;
 
 /// <summary>
 /// The queue writers stand in before BEGIN IMMEDIATE: flock(LOCK_EX) on a lock file beside the store
-/// (berth.db.lock, 0600, never holding any data).
+/// (berth.db.lock, 0600, holding two counters and no lease data).
 /// <para>
 /// Why: SQLite's busy handler is unfair. A writer that finds the store locked sleeps (up to 100 ms at a time)
 /// and tries again; meanwhile newcomers that arrive just as the lock is free take it. Under CPU load with
@@ -16,7 +16,7 @@ namespace Berth.Shared.Leases;
 /// </para>
 /// <para>
 /// The kernel drops a flock when its holder dies, so a killed process never blocks the next one, and the file
-/// carries no state to clean up. Readers (CHECK, the operator's queries) do not take it: WAL lets them read
+/// carries nothing to clean up. Readers (CHECK, the operator's queries) do not take it: WAL lets them read
 /// beside a writer.
 /// </para>
 /// <para>
@@ -31,6 +31,17 @@ namespace Berth.Shared.Leases;
 /// The wait itself is <see cref="FlockWait"/>'s (a blocking flock on a helper thread); this type watches the
 /// hand-over count while it lasts, on the store's <see cref="TimeProvider"/>.
 /// </para>
+/// <para>
+/// The file's next 8 bytes say which hand-over ended cleanly (<see cref="Done"/>), so that the next holder knows
+/// when the one before it died holding the lock. That matters to SQLite's WAL: a writer killed after its commit
+/// frame reached the WAL but before it published the frame in the shared WAL index leaves a transaction that the
+/// connections still open do not see, while the next connection to rebuild the index does (when the last one
+/// closes, or after a reboot). A transaction that writes nothing in between, such as an ADD that finds its lease
+/// held, would answer from the state before the dead writer's change, and the change would come back later: a DEL
+/// the runtime never saw succeed would undo an ADD it did see. So after a holder died, the next transaction writes
+/// at least one page (<see cref="SqliteLeaseStore"/> seals it), which overwrites the dead writer's frames: its
+/// change is gone for good, as the state everyone read says.
+/// </para>
 /// </summary>
 internal sealed class WriterLock : IDisposable
 {
@@ -39,9 +50,35 @@ internal sealed class WriterLock : IDisposable
     /// <summary>How many lock timeouts a writer stands in a moving line at most.</summary>
     public const int QueueLimitFactor = 6;
 
-    private int _fd;
+    private const long DoneOffset = sizeof(long);
 
-    private WriterLock(int fd) => _fd = fd;
+    private int _fd;
+    private readonly long _turn;
+
+    private WriterLock(int fd, long turn, bool previousHolderDied)
+    {
+        _fd = fd;
+        _turn = turn;
+        PreviousHolderDied = previousHolderDied;
+    }
+
+    /// <summary>
+    /// Whether the holder before this one let go without <see cref="Done"/>: it died (or failed) holding the lock,
+    /// maybe in the middle of its commit, and this holder's transaction must write something.
+    /// </summary>
+    public bool PreviousHolderDied { get; }
+
+    /// <summary>
+    /// Marks this hand-over as ended cleanly, before letting go: after a commit, or after a transaction that wrote
+    /// nothing when the holder before was clean too (otherwise the next holder must still write something).
+    /// </summary>
+    public void Done(bool committed)
+    {
+        if (_fd < 0 || (PreviousHolderDied && !committed)) return;
+        var turn = _turn;
+        // Not checked, not synced: a lost mark only makes the next holder write one page it did not need to.
+        _ = Libc.pwrite(_fd, ref turn, sizeof(long), DoneOffset);
+    }
 
     /// <summary>
     /// Takes the lock, waiting while the line moves: at most <paramref name="timeout"/> without a hand-over and
@@ -88,10 +125,12 @@ internal sealed class WriterLock : IDisposable
     /// <summary>Counts the hand-over that waiters watch, and returns the held lock.</summary>
     private static WriterLock Taken(int fd)
     {
-        var count = HandOvers(fd) + 1;
+        var before = HandOvers(fd);
+        var done = Libc.pread(fd, out var d, sizeof(long), DoneOffset) == sizeof(long) ? d : 0;
+        var count = before + 1;
         // Not checked: a failed write only makes waiters see less progress than there was.
         _ = Libc.pwrite(fd, ref count, sizeof(long), 0);
-        return new WriterLock(fd);
+        return new WriterLock(fd, count, previousHolderDied: done != before);
     }
 
     private static long HandOvers(int fd) => Libc.pread(fd, out var count, sizeof(long), 0) == sizeof(long) ? count : 0;

@@ -123,6 +123,52 @@ public sealed class SqliteLeaseStoreTests : IDisposable
         Assert.Equal(1, strikes);
     }
 
+    /// <summary>
+    /// A DEL killed after its commit frame reached the WAL but before it published it in the shared WAL index, with
+    /// another connection open (so the index is not rebuilt), made as it would be: the DEL runs, then the index and
+    /// the writer lock's clean-release mark are put back as they were before it.
+    /// </summary>
+    private void DelKilledMidCommit(SqliteLeaseStore store, Lease lease)
+    {
+        var shm = File.ReadAllBytes(StorePath + "-shm");
+        var done = File.ReadAllBytes(StorePath + ".lock")[8..16];
+        store.Write(tx => tx.Release(lease, new Change(Reasons.CniDel, "test")));
+        foreach (var (file, bytes, offset) in new[] { (StorePath + "-shm", shm, 0L), (StorePath + ".lock", done, 8L) })
+        {
+            using var handle = File.OpenHandle(file, FileMode.Open, FileAccess.Write);
+            RandomAccess.Write(handle, bytes, offset);
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_transaction_that_answered_from_the_state_before_a_writer_died_mid_commit_is_not_undone_later(bool writesNothing)
+    {
+        var lease = LeaseOf("10.0.0.9");
+        bool stillHeld;
+        using (var store = Open())
+        using (var other = Open())
+        {
+            store.Write(tx => { tx.Add(lease, Added); return 0; });
+            DelKilledMidCommit(store, lease);
+
+            // The next writer, an ADD of the same attachment, finds the lease held (the dead DEL is not in the index)
+            // and answers with it; it writes nothing, or something unrelated.
+            stillHeld = other.Write(tx =>
+            {
+                if (!writesNothing) tx.RecordRanges("net2", "10.1.0.0/24");
+                return tx.Holder("net1", lease.Address) is not null;
+            });
+        }
+
+        // Every connection closed: the next one rebuilds the index from the WAL, as after the last process exits.
+        using var reopened = Open();
+        Assert.True(stillHeld, "the simulated crash did not hide the DEL");
+        Assert.NotNull(reopened.Read(tx => tx.Holder("net1", lease.Address)));
+        Assert.Equal("ok", reopened.Db.Text("PRAGMA integrity_check"));
+    }
+
     [Fact]
     public void A_writer_waits_for_the_lock_at_most_the_limit_then_fails_with_11()
     {

@@ -35,6 +35,43 @@ public sealed class WriterLockTests : IDisposable
     }
 
     [Fact]
+    public void A_holder_that_lets_go_without_marking_its_hand_over_done_is_seen_as_dead_by_the_next()
+    {
+        using (var first = Acquire(TimeSpan.FromSeconds(10))) first.Done(committed: true);
+        using (var clean = Acquire(TimeSpan.FromSeconds(10)))
+        {
+            Assert.False(clean.PreviousHolderDied);
+            // Dies: never marks its hand-over done.
+        }
+        using (var afterDeath = Acquire(TimeSpan.FromSeconds(10)))
+        {
+            Assert.True(afterDeath.PreviousHolderDied);
+            // Wrote nothing: the one after it must still write something.
+            afterDeath.Done(committed: false);
+        }
+        using (var still = Acquire(TimeSpan.FromSeconds(10)))
+        {
+            Assert.True(still.PreviousHolderDied);
+            still.Done(committed: true);
+        }
+        using var sealedOff = Acquire(TimeSpan.FromSeconds(10));
+        Assert.False(sealedOff.PreviousHolderDied);
+    }
+
+    [Fact]
+    public void A_lock_file_from_before_the_done_mark_counts_as_a_death_once()
+    {
+        File.WriteAllBytes(LockPath, BitConverter.GetBytes(41L));
+        using (var first = Acquire(TimeSpan.FromSeconds(10)))
+        {
+            Assert.True(first.PreviousHolderDied);
+            first.Done(committed: true);
+        }
+        using var next = Acquire(TimeSpan.FromSeconds(10));
+        Assert.False(next.PreviousHolderDied);
+    }
+
+    [Fact]
     public async Task The_lock_file_is_private_and_a_second_writer_waits_until_the_first_lets_go()
     {
         var holder = Acquire(TimeSpan.FromSeconds(10));
