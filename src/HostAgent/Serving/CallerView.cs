@@ -41,8 +41,11 @@ internal sealed class CallerView(int pid, IStoreKeeper keeper, INetnsProbe probe
     }
 
     /// <summary>The caller's mount namespace and root directory are the agent's.</summary>
-    private bool SameView => _sameView ??= Link("/proc/self/ns/mnt") is { } mine && mine == Link($"/proc/{pid}/ns/mnt")
+    private bool SameView => _sameView ??= OwnMountNamespace.Value is { } mine && mine == Link($"/proc/{pid}/ns/mnt")
         && StoreKeeper.FileId("/") is var root && root != default && root == StoreKeeper.FileId(_root + "/");
+
+    /// <summary>The agent's own mount namespace, read once: a process cannot leave it without calling setns, which berth-agent never does.</summary>
+    private static readonly Lazy<string?> OwnMountNamespace = new(() => Link("/proc/self/ns/mnt"));
 
     private static string? Link(string path)
     {

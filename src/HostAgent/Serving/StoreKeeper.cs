@@ -42,7 +42,7 @@ internal sealed class StoreKeeper(CallClock clock) : IStoreKeeper, IDisposable
             }
             if (kept is null)
             {
-                var store = SqliteLeaseStore.Open(path, options with { BootClock = clock });
+                var store = SqliteLeaseStore.Open(path, options with { BootClock = clock, WalTruncateBytes = StoreOptions.KeptWalTruncateBytes });
                 kept = new Kept(store, StampOf(path));
                 _kept[path] = kept;
             }

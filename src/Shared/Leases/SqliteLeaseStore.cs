@@ -184,7 +184,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
         using var turn = _turn.EnterScope();
         try
         {
-            _db.Execute(begin);
+            Statement(begin).With().Run();
             try
             {
                 // The writer before died holding the lock (see WriterLock): write page 1 again, the same schema version,
@@ -195,7 +195,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
                 {
                     result = work(session);
                 }
-                _db.Execute(commit ? "COMMIT" : "ROLLBACK");
+                Statement(commit ? "COMMIT" : "ROLLBACK").With().Run();
                 return result;
             }
             catch
@@ -215,14 +215,14 @@ public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
     /// Each plugin process is usually the store's only connection, so SQLite rebuilds its WAL index on open and
     /// cannot know which frames were already copied back: left alone, the WAL would never restart, and every
     /// process would read, and re-checkpoint, all of it. So a committer truncates the WAL once it passes a few
-    /// transactions' worth. It never waits for that (the busy timeout is lifted for the call): under load the
-    /// next committer does it.
+    /// transactions' worth (<see cref="StoreOptions.WalTruncateBytes"/>). It never waits for that (the busy timeout is
+    /// lifted for the call): under load the next committer does it.
     /// </summary>
     private void KeepWalShort()
     {
         try
         {
-            if (new FileInfo(Path + "-wal").Length < WalTruncateBytes) return;
+            if (new FileInfo(Path + "-wal").Length < Options.WalTruncateBytes) return;
         }
         catch (IOException)
         {
@@ -235,8 +235,28 @@ public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
         raw.sqlite3_busy_timeout(_db.Handle, (int)Options.LockTimeout.TotalMilliseconds);
     }
 
-    private const long WalTruncateBytes = 256 * 1024;
+    /// <summary>
+    /// Prepared statements kept for the connection's life, by their text: preparing is a good part of a short
+    /// transaction's CPU, which berth-agent, serving many calls on one connection, pays once. A transaction resets the
+    /// ones it ran when it ends. Used only inside a transaction, so under <see cref="_turn"/>.
+    /// </summary>
+    private readonly Dictionary<string, SqliteStatement> _statements = new(StringComparer.Ordinal);
+
+    internal SqliteStatement Statement(string sql)
+    {
+        if (!_statements.TryGetValue(sql, out var statement))
+        {
+            statement = _db.Prepare(sql);
+            _statements[sql] = statement;
+        }
+        return statement;
+    }
 
     /// <inheritdoc />
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        foreach (var statement in _statements.Values) statement.Dispose();
+        _statements.Clear();
+        _db.Dispose();
+    }
 }

@@ -10,7 +10,7 @@ namespace Berth.Shared.Leases;
 internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IAgentTransaction, IStoreQueries, IDisposable
 {
     private const string LeaseColumns = "network, address, range_set, subnet, container_id, ifname, netns, netns_inode, pod_namespace, pod_name, pod_uid, boot_id, since_boot_ns, created_at, origin";
-    private readonly Dictionary<string, SqliteStatement> _commands = new(StringComparer.Ordinal);
+    private readonly HashSet<SqliteStatement> _used = [];
 
     public IReadOnlyList<Lease> LeasesOf(string network, string containerId, string ifName) =>
         Query($"SELECT {LeaseColumns} FROM leases WHERE network = $n AND container_id = $c AND ifname = $i ORDER BY range_set",
@@ -342,14 +342,11 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IAgentTra
         DateTimeOffset.TryParseExact(text, TimestampFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at)
         || DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at);
 
-    /// <summary>Statements are prepared once per transaction and run again with new parameter values.</summary>
+    /// <summary>The store's prepared statement for <paramref name="sql"/>, with these parameter values.</summary>
     private SqliteStatement Command(string sql, params (string Name, object? Value)[] parameters)
     {
-        if (!_commands.TryGetValue(sql, out var statement))
-        {
-            statement = store.Db.Prepare(sql);
-            _commands[sql] = statement;
-        }
+        var statement = store.Statement(sql);
+        _used.Add(statement);
         return statement.With(parameters);
     }
 
@@ -357,6 +354,6 @@ internal sealed class SqliteLeaseTransaction(SqliteLeaseStore store) : IAgentTra
 
     public void Dispose()
     {
-        foreach (var statement in _commands.Values) statement.Dispose();
+        foreach (var statement in _used) statement.Reset();
     }
 }

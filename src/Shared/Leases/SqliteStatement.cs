@@ -55,5 +55,8 @@ internal sealed class SqliteStatement(SqliteDb db, sqlite3_stmt statement) : IDi
 
     public byte[] Blob(int column) => raw.sqlite3_column_blob(statement, column).ToArray();
 
+    /// <summary>Ends the run, so that the statement holds no read snapshot open between transactions.</summary>
+    public void Reset() => raw.sqlite3_reset(statement);
+
     public void Dispose() => raw.sqlite3_finalize(statement);
 }

@@ -19,4 +19,15 @@ public sealed record StoreOptions(IBootClock BootClock, TimeProvider Time)
     /// opened read-only instead of failing; it is never created. Writing through such a store fails with error 5.
     /// </summary>
     public bool ReadOnly { get; init; }
+
+    /// <summary>
+    /// The WAL size past which a committer truncates it (see <see cref="SqliteLeaseStore"/>). Small for a plugin
+    /// process, which is often the store's only connection and rebuilds the WAL index from the whole WAL when it opens;
+    /// larger for a store berth-agent keeps open (<see cref="KeptWalTruncateBytes"/>), whose connection keeps the index
+    /// alive for every process: each truncation rewrites the database file, which the agent then opens again.
+    /// </summary>
+    public long WalTruncateBytes { get; init; } = 256 * 1024;
+
+    /// <summary>The <see cref="WalTruncateBytes"/> of a store kept open by berth-agent to answer the plugin's calls.</summary>
+    public const long KeptWalTruncateBytes = 4 * 1024 * 1024;
 }

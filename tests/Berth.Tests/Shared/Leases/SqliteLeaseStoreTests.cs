@@ -170,6 +170,22 @@ public sealed class SqliteLeaseStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_connection_kept_open_holds_no_snapshot_between_its_transactions()
+    {
+        // As berth-agent keeps a store: its prepared statements outlive each transaction, and must not hold it open.
+        using var kept = Open();
+        kept.Write(tx => { tx.Add(LeaseOf("10.0.0.9"), Added); tx.Add(LeaseOf("10.0.0.10", container: "c2"), Added); return 0; });
+        Assert.NotNull(kept.Read(tx => tx.Holder("net1", IPAddress.Parse("10.0.0.9"))));
+        Assert.Equal(2, kept.Read(tx => tx.AllLeases()).Count);
+
+        using var other = Open();
+        other.Db.Execute("PRAGMA wal_checkpoint(TRUNCATE)");
+
+        Assert.Equal(0, new FileInfo(StorePath + "-wal").Length);
+        Assert.Equal(2, kept.Read(tx => tx.AllLeases()).Count);
+    }
+
+    [Fact]
     public void A_writer_waits_for_the_lock_at_most_the_limit_then_fails_with_11()
     {
         using var holder = Open();
