@@ -327,7 +327,7 @@ public sealed class Fuzzer(FuzzOptions options)
     private static readonly string[] Damages =
     [
         "header-flip", "page-flip", "zeroed-page", "truncated", "truncated-at-page", "zero-bytes", "zero-bytes-with-wal",
-        "wal-garbage", "wal-flip", "wal-truncated", "shm-garbage", "all-garbage",
+        "wal-garbage", "wal-flip", "wal-truncated", "shm-garbage", "all-garbage", "lock-garbage", "lock-fifo",
     ];
 
     /// <summary>
@@ -424,6 +424,17 @@ public sealed class Fuzzer(FuzzOptions options)
                 random.NextBytes(shm);
                 File.WriteAllBytes(db + "-shm", shm);
                 break;
+            // berth.db.lock holds no lease data, only the writers' counters (WriterLock), which a writer reads: any
+            // bytes, or no regular file at all, must not stop an intact store from working.
+            case "lock-garbage":
+                var counters = new byte[random.Next(0, 40)];
+                random.NextBytes(counters);
+                File.WriteAllBytes(db + ".lock", counters);
+                detail = $" {counters.Length} bytes";
+                break;
+            case "lock-fifo":
+                Exec.Must("mkfifo", db + ".lock");
+                break;
             default:
                 random.NextBytes(bytes);
                 break;
@@ -436,7 +447,13 @@ public sealed class Fuzzer(FuzzOptions options)
         var before = StoreReader.Snapshot(dir);
         var result = Run(Env(op.Item1, op.Item2), Encoding.UTF8.GetBytes(DamageConfig(dir)));
         var problems = Judge(op.Item1, "1.0.0", result, out var succeeded);
-        if (damage == "zero-bytes")
+        if (damage.StartsWith("lock", StringComparison.Ordinal))
+        {
+            // The store itself is intact: every operation works as on the golden store (CHECK of a held lease included).
+            if (succeeded) _report.Acked++;
+            else problems.Add($"the lock file's contents stopped {op.Item1} on an intact store: {result.ErrorCode}");
+        }
+        else if (damage == "zero-bytes")
         {
             // A zero-byte file without a WAL is a new store (README): ADD and DEL work, CHECK finds no lease.
             var code = succeeded ? 0 : result.ErrorCode;
