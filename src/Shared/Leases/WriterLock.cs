@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Berth.Shared.Cni;
 using Berth.Shared.Platform;
 
@@ -125,8 +126,12 @@ internal sealed class WriterLock : IDisposable
     /// <summary>Counts the hand-over that waiters watch, and returns the held lock.</summary>
     private static WriterLock Taken(int fd)
     {
-        var before = HandOvers(fd);
-        var done = Libc.pread(fd, out var d, sizeof(long), DoneOffset) == sizeof(long) ? d : 0;
+        // Both counters in one read: the hand-over count, then the last one marked done (0 where the file is shorter).
+        Span<byte> counters = stackalloc byte[2 * sizeof(long)];
+        counters.Clear();
+        _ = Libc.pread(fd, counters, counters.Length, 0);
+        var before = MemoryMarshal.Read<long>(counters);
+        var done = MemoryMarshal.Read<long>(counters[sizeof(long)..]);
         var count = before + 1;
         // Not checked: a failed write only makes waiters see less progress than there was.
         _ = Libc.pwrite(fd, ref count, sizeof(long), 0);

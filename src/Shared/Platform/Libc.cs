@@ -81,6 +81,10 @@ public static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial nint pread(int fd, out long buffer, nint count, long offset);
 
+    /// <summary>pread(2) into a buffer.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint pread(int fd, Span<byte> buffer, nint count, long offset);
+
     /// <summary>pwrite(2) of one 64-bit value.</summary>
     [LibraryImport("libc", SetLastError = true)]
     public static partial nint pwrite(int fd, ref long buffer, nint count, long offset);
