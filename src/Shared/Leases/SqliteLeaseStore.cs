@@ -153,8 +153,7 @@ public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
         T result;
         using (var writer = WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time))
         {
-            result = Run(work, "BEGIN IMMEDIATE", commit: true, seal: writer.PreviousHolderDied);
-            writer.Done(committed: true);
+            result = Run(work, "BEGIN IMMEDIATE", commit: true, writer);
         }
         // After letting the next writer in: the checkpoint overlaps its transaction instead of delaying it.
         KeepWalShort();
@@ -171,37 +170,44 @@ public sealed partial class SqliteLeaseStore : ILeaseStore<IAgentTransaction>
     public T Rehearse<T>(Func<IAgentTransaction, T> work)
     {
         using var writer = WriterLock.Acquire(LockPath(Path), Options.LockTimeout, Options.Time);
-        var result = Run(work, "BEGIN IMMEDIATE", commit: false);
-        writer.Done(committed: false);
-        return result;
+        return Run(work, "BEGIN IMMEDIATE", commit: false, writer);
     }
 
     /// <summary>The file writers flock before they write (see <see cref="WriterLock"/>).</summary>
     internal static string LockPath(string storePath) => storePath + ".lock";
 
-    private T Run<T>(Func<IAgentTransaction, T> work, string begin, bool commit, bool seal = false)
+    /// <summary>
+    /// One transaction. A writer's (<paramref name="writer"/> given) hand-over is marked done when it ends cleanly: after
+    /// its commit, or after a rollback that came before any commit began (a refusal from the verbs). A commit that
+    /// failed may have left frames in the WAL, so then the next writer seals.
+    /// </summary>
+    private T Run<T>(Func<IAgentTransaction, T> work, string begin, bool commit, WriterLock? writer = null)
     {
         using var turn = _turn.EnterScope();
         try
         {
             Statement(begin).With().Run();
+            var ending = false;
             try
             {
                 // The writer before died holding the lock (see WriterLock): write page 1 again, the same schema version,
                 // so that this commit overwrites whatever frames it left in the WAL beyond the shared index.
-                if (seal) _db.Execute($"PRAGMA user_version = {SchemaVersion}");
+                if (writer is { PreviousHolderDied: true } && commit) _db.Execute($"PRAGMA user_version = {SchemaVersion}");
                 T result;
                 using (var session = new SqliteLeaseTransaction(this))
                 {
                     result = work(session);
                 }
+                ending = true;
                 Statement(commit ? "COMMIT" : "ROLLBACK").With().Run();
+                writer?.Done(committed: commit);
                 return result;
             }
             catch
             {
                 // Also when the commit itself failed: leave no transaction open behind an exception.
                 if (raw.sqlite3_get_autocommit(_db.Handle) == 0) raw.sqlite3_exec(_db.Handle, "ROLLBACK");
+                if (!ending) writer?.Done(committed: false);
                 throw;
             }
         }

@@ -170,6 +170,19 @@ public sealed class SqliteLeaseStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_writer_whose_transaction_is_refused_before_its_commit_leaves_the_lock_clean()
+    {
+        using var store = Open();
+        store.Write(tx => { tx.Add(LeaseOf("10.0.0.9"), Added); return 0; });
+
+        Assert.Throws<CniException>(() => store.Write<int>(_ => throw new CniException(ErrorCodes.AddressUnavailable, "refused")));
+
+        // Nothing was committed, so the next writer need not write a page to seal anything.
+        using var next = WriterLock.Acquire(StorePath + ".lock", TimeSpan.FromSeconds(10), TimeProvider.System);
+        Assert.False(next.PreviousHolderDied);
+    }
+
+    [Fact]
     public void A_connection_kept_open_holds_no_snapshot_between_its_transactions()
     {
         // As berth-agent keeps a store: its prepared statements outlive each transaction, and must not hold it open.
