@@ -1,8 +1,9 @@
 using Berth.CniIpam;
 using Berth.Shared.Plugin;
 
-// The thin entry point: the call goes to berth-agent when it answers; otherwise the dispatcher gets the process's
-// environment and streams, and owns the rest, as it always did.
+// The thin entry point. A call berth-agent answered never gets here: the forwarding prelude (native/forward.c)
+// relayed it and exited before the runtime started. Otherwise the dispatcher gets the process's environment and
+// streams, stdin with what the prelude read of it first, and owns the rest, as it always did.
 if (args is ["--version"] or ["version"])
 {
     Console.Out.WriteLine($"berth {Dispatcher.Informational}");
@@ -13,12 +14,6 @@ Func<string, string?> environment = Environment.GetEnvironmentVariable;
 using var stdin = new StandardStream(0, writable: false);
 using var stdoutFd = new StandardStream(1, writable: true);
 using var stderrFd = new StandardStream(2, writable: true);
-Stream input = stdin;
-if (CallFrames.IsServed(environment("CNI_COMMAND")) && PluginSocket.Path(environment) is { } socket && CallFrames.Fits(environment)
-    && AgentClient.TryForward(socket, environment, stdin, stdoutFd, stderrFd, out input) is { } exit)
-{
-    return exit;
-}
 using var stdout = new StreamWriter(stdoutFd);
 using var stderr = new StreamWriter(stderrFd) { AutoFlush = true };
-return new Dispatcher(environment, input, stdout, stderr, PluginServices.ForMachine(environment)).Run();
+return new Dispatcher(environment, ForwardedStdin.Input(stdin), stdout, stderr, PluginServices.ForMachine(environment)).Run();

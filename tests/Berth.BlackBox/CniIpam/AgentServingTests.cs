@@ -1,4 +1,6 @@
 using System.Net.Sockets;
+using Berth.Shared.Config;
+using Berth.Shared.Plugin;
 
 namespace Berth.BlackBox.CniIpam;
 
@@ -200,6 +202,152 @@ public sealed class AgentServingTests : IDisposable
         // The plugin did the call itself, as the user it runs as: that user cannot write the store.
         Assert.True(result.ExitCode == 1 && result.ErrorCode == 5, result.ToString());
         Assert.False(File.Exists(Store));
+    }
+
+    [Fact]
+    public async Task The_plugin_sends_the_call_as_CallFrames_encodes_it_and_relays_the_answer_byte_for_byte()
+    {
+        // The request comes from the forwarding prelude (C, before the runtime starts); the agent reads it with
+        // CallFrames: the two must agree on every byte, variables and bounds alike.
+        using var fake = FakeAgent.Listen(_dir.File("fake/plugin.sock"));
+        var stdout = new byte[] { 0x7b, 0x22, 0xff, 0x00, 0x0a, 0x7d };
+        var answering = fake.AnswerOnce(CallFrames.EncodeResult(7, stdout, "a warning\n"u8));
+        var extra = new Dictionary<string, string>
+        {
+            [ServingAgent.SocketVariable] = fake.Socket, ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id"), ["UNRELATED"] = "not sent",
+        };
+
+        var run = PluginRun.Run(Repo.Plugin, "DEL", Config, "c1", netns: "/var/run/netns/x", cniArgs: "K8S_POD_NAME=p;IgnoreUnknown=1", extraEnvironment: extra);
+        var request = await answering;
+
+        var sent = new Dictionary<string, string>
+        {
+            ["CNI_COMMAND"] = "DEL", ["CNI_CONTAINERID"] = "c1", ["CNI_IFNAME"] = "eth0", ["CNI_NETNS"] = "/var/run/netns/x",
+            ["CNI_ARGS"] = "K8S_POD_NAME=p;IgnoreUnknown=1", ["BERTH_BOOT_ID_FILE"] = _dir.File("boot_id"),
+        };
+        Assert.Equal(CallFrames.EncodeRequest(sent.GetValueOrDefault, System.Text.Encoding.UTF8.GetBytes(Config)), request);
+        Assert.Equal(7, run.ExitCode);
+        Assert.Equal(stdout, run.StdoutBytes);
+        Assert.Equal("a warning\n", run.Stderr);
+    }
+
+    [Fact]
+    public async Task Stdin_at_the_plugins_limit_is_forwarded_whole_and_one_byte_more_is_left_to_the_plugin()
+    {
+        using var fake = FakeAgent.Listen(_dir.File("fake/plugin.sock"));
+        var atLimit = Config.PadRight(ConfigParser.MaxStdinBytes);
+        var answering = fake.AnswerOnce(CallFrames.EncodeResult(0, "{}"u8, []));
+        var extra = new Dictionary<string, string> { [ServingAgent.SocketVariable] = fake.Socket };
+
+        var forwarded = PluginRun.Run(Repo.Plugin, "ADD", atLimit, "c1", extraEnvironment: extra);
+        var request = await answering;
+
+        Assert.True(forwarded.ExitCode == 0 && forwarded.Stdout == "{}", forwarded.ToString());
+        Assert.Equal(System.Text.Encoding.UTF8.GetBytes(atLimit), request[^ConfigParser.MaxStdinBytes..]);
+        Assert.Equal(ConfigParser.MaxStdinBytes, BitConverter.ToInt32(request, request.Length - ConfigParser.MaxStdinBytes - 4));
+
+        // One byte more: the prelude reads it, hangs up without a request, and the plugin answers as it always did.
+        var hungUp = fake.AnswerOnce([]);
+        var tooLarge = PluginRun.Run(Repo.Plugin, "ADD", atLimit + " ", "c1", extraEnvironment: extra);
+        var alone = PluginRun.Run(Repo.Plugin, "ADD", atLimit + " ", "c1", extraEnvironment: new Dictionary<string, string> { [ServingAgent.SocketVariable] = "off" });
+
+        Assert.Empty(await hungUp);
+        Assert.True(tooLarge.ExitCode == 1 && tooLarge.ErrorCode == 6, tooLarge.ToString());
+        Assert.Equal(alone.Stdout, tooLarge.Stdout);
+        Assert.False(File.Exists(Store));
+    }
+
+    public static TheoryData<string, byte[]> Answers => new()
+    {
+        { "declined", CallFrames.EncodeRefusal("not mine") },
+        { "malformed", "HTTP/1.1 200 OK\r\n\r\n"u8.ToArray() },
+        // Its stderr block cut short within the announced length; an exit code past 255.
+        { "malformed", [.. "BRTHR"u8, 12, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, (byte)'{', (byte)'}', 0, 0] },
+        { "malformed", [.. "BRTHR"u8, 12, 0, 0, 0, 44, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] },
+        { "malformed", [.. "BRTHR"u8, 0xff, 0xff, 0xff, 0x7f] },
+        { "closed", CallFrames.EncodeResult(0, "{}"u8, [])[..^3] },
+        { "closed", [] },
+    };
+
+    [Theory]
+    [MemberData(nameof(Answers))]
+    public async Task An_answer_that_is_no_result_leaves_the_call_to_the_plugin_and_is_counted_by_reason(string reason, byte[] answer)
+    {
+        using var fake = FakeAgent.Listen(Socket);
+        foreach (var r in PluginSocketReasons) File.WriteAllBytes(PluginSocketFallback(r), []);
+        var answering = fake.AnswerOnce(answer);
+
+        var add = Call("ADD", "c1");
+        await answering;
+
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Equal(["10.81.0.2/24"], add.Addresses);
+        Assert.Equal(["c1 10.81.0.2"], Leases());
+        Assert.Equal(PluginSocketReasons.Select(r => r == reason ? 1L : 0L), PluginSocketReasons.Select(r => new FileInfo(PluginSocketFallback(r)).Length));
+    }
+
+    private static readonly string[] PluginSocketReasons = ["absent", "refused", "denied", "closed", "malformed", "declined", "timeout"];
+
+    [Fact]
+    public void A_call_that_is_not_served_never_looks_for_the_agent()
+    {
+        // No socket, but its directory with the counters: any attempt to connect would count "absent".
+        Directory.CreateDirectory(Path.GetDirectoryName(Socket)!);
+        File.WriteAllBytes(PluginSocketFallback("absent"), []);
+        var extra = new Dictionary<string, string> { [ServingAgent.SocketVariable] = Socket };
+
+        var version = Exec.Run(Repo.Plugin, ["--version"], PluginRun.Plugin(new Dictionary<string, string>(extra) { ["CNI_COMMAND"] = "ADD" }, Config, TimeSpan.FromSeconds(60)));
+        var cniVersion = PluginRun.Run(Repo.Plugin, "VERSION", Config, extraEnvironment: extra);
+        var add = Call("ADD", "c1");
+
+        Assert.True(version.ExitCode == 0 && version.Stdout.StartsWith("berth ", StringComparison.Ordinal), version.ToString());
+        Assert.True(cniVersion.ExitCode == 0 && cniVersion.Stdout.Contains("supportedVersions", StringComparison.Ordinal), cniVersion.ToString());
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Equal(1, new FileInfo(PluginSocketFallback("absent")).Length);
+    }
+
+    /// <summary>A listener on a socket that answers one call with the given bytes and hands back the request it read.</summary>
+    private sealed class FakeAgent : IDisposable
+    {
+        private readonly System.Net.Sockets.Socket _listener;
+
+        private FakeAgent(string socket, System.Net.Sockets.Socket listener)
+        {
+            Socket = socket;
+            _listener = listener;
+        }
+
+        public string Socket { get; }
+
+        public static FakeAgent Listen(string socket)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
+            var listener = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            listener.Bind(new UnixDomainSocketEndPoint(socket));
+            listener.Listen(4);
+            return new FakeAgent(socket, listener);
+        }
+
+        /// <summary>Accepts one connection, reads all the plugin sends until its request is whole or it hangs up, then answers.</summary>
+        public async Task<byte[]> AnswerOnce(byte[] answer)
+        {
+            using var peer = await _listener.AcceptAsync();
+            var request = new MemoryStream();
+            var buffer = new byte[1 << 16];
+            while (Whole(request) is false)
+            {
+                var n = await peer.ReceiveAsync(buffer);
+                if (n == 0) break;
+                request.Write(buffer, 0, n);
+            }
+            if (answer.Length > 0) await peer.SendAsync(answer);
+            return request.ToArray();
+        }
+
+        private static bool Whole(MemoryStream request) =>
+            request.Length >= CallFrames.HeaderBytes && request.Length >= CallFrames.HeaderBytes + BitConverter.ToUInt32(request.GetBuffer(), 5);
+
+        public void Dispose() => _listener.Dispose();
     }
 
     private async Task<System.Net.Sockets.Socket> Connect()
