@@ -81,6 +81,12 @@ for n in $sizes; do
   dir=$work/fill-$n
   fill "$n" "$dir"
   conf berth "$dir/berth" >"$dir/berth.json"
+  # The agent's calls get a store of their own, a copy of the same one: on a node the agent answers every call or
+  # none, and a store shared with the calls of berth alone would be checkpointed by those processes (at their
+  # smaller WAL limit), which makes the agent open it again and its WAL grow from nothing, neither of which a node
+  # the agent serves sees.
+  cp -a "$dir/berth" "$dir/agent"
+  conf berth "$dir/agent" >"$dir/agent.json"
   conf host-local "$dir/host-local" >"$dir/host-local.json"
   for i in $(seq 1 "$(runs_for "$n")"); do
     for p in $plugins; do
@@ -90,7 +96,7 @@ for n in $sizes; do
       # fdatasync (with 60,000 leases it made berth's own ADD+DEL 1.25 × its empty-range figure; alone, the
       # same store costs what an empty one does).
       sync
-      t0=$(now); call "$plugin" "$dir/$(data_type $p).json" ADD "b$i" "$sock"; t1=$(now); call "$plugin" "$dir/$(data_type $p).json" DEL "b$i" "$sock"; t2=$(now)
+      t0=$(now); call "$plugin" "$dir/$p.json" ADD "b$i" "$sock"; t1=$(now); call "$plugin" "$dir/$p.json" DEL "b$i" "$sock"; t2=$(now)
       echo $((t1 - t0)) >>"$dir/$p.add"; echo $((t2 - t1)) >>"$dir/$p.del"
     done
   done
