@@ -196,7 +196,7 @@ class Checker:
 
     def check_common(self, phase, leases):
         integrity = self.integrity.get(phase, "missing")
-        if integrity == "nostore":
+        if integrity in ("nostore", "noschema"):
             if phase == "pre" and any(v[0] == "add" for v in self.expect.values()):
                 self.violation("the store is gone, but ADDs were acknowledged")
         elif integrity != "ok":

@@ -30,6 +30,10 @@ dump() { # PHASE
   local out db integrity=""
   for db in $DB $SCRIPT_DB; do
     [ -f $db ] || continue
+    # A store whose first commit, its schema, a cut left out is sound and holds nothing (as torture/guest/init).
+    out=$(sqlite3 $db ".dbconfig no_ckpt_on_close on" "SELECT 'T:EMPTY ' || count(*) FROM sqlite_master;" \
+      "SELECT 'T:INTEGRITY ' || group_concat(integrity_check, ' ') FROM pragma_integrity_check;" 2>&1)
+    if echo "$out" | grep -qx "T:EMPTY 0" && echo "$out" | grep -qx "T:INTEGRITY ok"; then continue; fi
     out=$(sqlite3 -separator ' ' $db ".dbconfig no_ckpt_on_close on" \
       "SELECT 'T:LEASE $1', container_id, network, address, boot_id FROM leases;" \
       "SELECT 'T:INTEGRITY ' || group_concat(integrity_check, ' ') FROM pragma_integrity_check;" 2>&1)
