@@ -4,8 +4,8 @@
 # bridge, in real network namespaces. Checks, in order:
 #   1. both are aarch64 executables that need exactly what the amd64 ones need (libc, libm, the loader);
 #   2. they run only through binfmt: with the qemu-aarch64 entry disabled the same exec fails (the control);
-#   3. the black-box classes of tests/Berth.BlackBox that exercise the plugin's verbs and errors and the agent's
-#      healing, with BERTH_PLUGIN and BERTH_AGENT naming the arm64 executables and BERTH_CNI_DIR Debian's arm64
+#   3. the black-box classes of tests/Berth.BlackBox that exercise the plugin's verbs and errors, its calls answered
+#      by the agent, and the agent's healing, with BERTH_PLUGIN and BERTH_AGENT naming the arm64 executables and BERTH_CNI_DIR Debian's arm64
 #      plugins (host-local for the parity tables, bridge for the namespaces);
 #   4. the arm64 .deb and .rpm: tests/packaging/test-packages-arm64.sh;
 #   5. the multi-architecture image: tests/arm64/test-image-index.sh.
@@ -49,7 +49,9 @@ root_pid=$!
 trap 'kill -- -"$root_pid" 2>/dev/null || true; rm -f "$root_log"' EXIT
 
 # 3. The same black-box checks as amd64, the arm64 executables under test.
-classes=(CniIpam.VersionTests CniIpam.BadInputTests CniIpam.GcStatusTests
+# AgentServingTests: the forwarding prelude (C, in the plugin before its runtime starts) against the arm64 agent
+# and against fake agents, with the same frames byte for byte.
+classes=(CniIpam.VersionTests CniIpam.BadInputTests CniIpam.GcStatusTests CniIpam.AgentServingTests
          CniIpam.HostLocalParityTests CniIpam.BridgeTests HostAgent.RecoverTests HostAgent.RebootHealTests)
 filter=$(printf 'FullyQualifiedName~Berth.BlackBox.%s.|' "${classes[@]}"); filter=${filter%|}
 t=$SECONDS
