@@ -5,12 +5,13 @@
  * answers on its socket, the call is relayed here and the process exits with the agent's exit code: the runtime,
  * which costs a plugin process more than anything it does (docs/benchmarks.md), never starts. When the agent cannot
  * answer (no socket, nobody listening, a refusal, a connection closed mid-call, an answer that is no frame, no answer
- * in time), the constructor returns and the plugin does the call itself: Program.cs takes what was read of stdin
- * from berth_forwarded_stdin. With no agent this costs one failed connect, and stdin is not touched.
+ * in time), the constructor returns and the plugin does the call itself, reading first what was read here of stdin
+ * (berth_forwarded_stdin, ForwardedStdin.cs). With no agent this costs one failed connect, and stdin is not touched.
  *
  * The frames are CallFrames' (src/Shared/Plugin/CallFrames.cs), whose C# side the agent reads; the variables a
  * request carries and every bound below are that file's, and a black-box test compares the bytes this code sends
- * with CallFrames.EncodeRequest (AgentServingTests). Libc only: no allocation beyond two buffers, no threads.
+ * with CallFrames.EncodeRequest (AgentServingTests). Libc only, no threads, nothing kept
+ * but the stdin buffer.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,10 +39,14 @@ enum {
     max_output_bytes = 1 << 20,       /* CallFrames.MaxOutputBytes */
     max_answer_bytes = 4 + 4 + max_output_bytes + 4 + max_output_bytes,
     max_path_bytes = 107,             /* PluginSocket.MaxPathBytes */
-    answer_timeout_seconds = 90,      /* AgentClient's wait, longer than any line at the store's writer lock */
+    /* The wait for an answer: longer than the store's writer lock lets any call stand in line (10 s without a
+       hand-over, 60 s in all), so a healthy agent is never abandoned; only a wedged one is. Giving up is safe: the
+       agent commits nothing for a caller that is gone, an ADD repeated for an attachment returns the lease it holds,
+       and a DEL may be repeated. */
+    answer_timeout_seconds = 90,
 };
 
-/* PluginSocket.DefaultPath, the variable that names another, and its value for none. */
+/* PluginSocket.DefaultPath, and PluginSocket.Variable, which names another or "off". */
 static const char default_socket[] = "/run/berth/plugin.sock";
 static const char socket_variable[] = "BERTH_PLUGIN_SOCKET";
 

@@ -10,6 +10,9 @@ namespace Berth.Shared.Plugin;
 /// environment the dispatcher reads and the stdin bytes; the answer is a result ('R': exit code, stdout, stderr) or a
 /// refusal ('N': why), after which the plugin does the work itself. Every length is bounded before anything is
 /// allocated for it, so a hostile peer gets a <see cref="FormatException"/>, never an allocation of its choosing.
+/// This is the agent's side. The plugin's side is C (src/CniIpam/native/forward.c) with the same variables and
+/// bounds, so that a forwarded call never starts the plugin's runtime; AgentServingTests keeps the two byte for byte
+/// the same.
 /// </summary>
 public static class CallFrames
 {
@@ -31,9 +34,6 @@ public static class CallFrames
     /// <summary>The environment variables a call carries: those the dispatcher and the plugin's services read.</summary>
     public static readonly string[] Environment = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_IFNAME", "CNI_NETNS", "CNI_ARGS", Evidence.SystemBootClock.BootIdFileVariable];
 
-    /// <summary>The verbs the agent answers; VERSION and a call without a verb need no store, and stay in the plugin.</summary>
-    public static bool IsServed(string? command) => command is "ADD" or "DEL" or "CHECK" or "GC" or "STATUS";
-
     /// <summary>The longest value of one variable: the kernel's own limit for one environment string (MAX_ARG_STRLEN).</summary>
     public const int MaxValueBytes = 128 * 1024;
 
@@ -43,16 +43,17 @@ public static class CallFrames
     /// <summary>The largest answer body: results and errors are a few KiB; stdout and stderr each get at most this.</summary>
     public const int MaxOutputBytes = 1 << 20;
 
-    /// <summary>The largest answer body.</summary>
+    /// <summary>The largest answer body the plugin reads.</summary>
     public const int MaxAnswerBytes = 4 + 4 + MaxOutputBytes + 4 + MaxOutputBytes;
 
     /// <summary>A call as the agent runs it.</summary>
     public sealed record Call(IReadOnlyDictionary<string, string> Environment, byte[] Stdin);
 
-    /// <summary>An answer as the plugin relays it.</summary>
-    public sealed record Answer(int ExitCode, byte[] Stdout, byte[] Stderr);
-
-    /// <summary>The request frame: the variables of <see cref="Environment"/> that are set, and stdin.</summary>
+    /// <summary>
+    /// The request frame: the variables of <see cref="Environment"/> that are set, and stdin. The plugin's own encoder
+    /// is C (src/CniIpam/native/forward.c, which runs before the plugin's runtime starts); this one is the reference
+    /// its test compares with, and what the fuzzer sends the agent.
+    /// </summary>
     public static byte[] EncodeRequest(Func<string, string?> environment, ReadOnlySpan<byte> stdin)
     {
         var body = new MemoryStream();
@@ -66,10 +67,6 @@ public static class CallFrames
         WriteBlock(body, stdin);
         return Frame(Request, body.ToArray());
     }
-
-    /// <summary>Whether the environment fits in a request (a longer value runs in the plugin, as it always did).</summary>
-    public static bool Fits(Func<string, string?> environment) =>
-        Environment.All(name => environment(name) is not { } v || Encoding.UTF8.GetByteCount(v) <= MaxValueBytes);
 
     /// <summary>Reads a request body; throws <see cref="FormatException"/> saying what is wrong with it.</summary>
     public static Call DecodeRequest(ReadOnlySpan<byte> body)
@@ -118,18 +115,6 @@ public static class CallFrames
         var body = new MemoryStream();
         WriteBlock(body, Encoding.UTF8.GetBytes(why.Length > 1000 ? why[..1000] : why));
         return Frame(Refusal, body.ToArray());
-    }
-
-    /// <summary>Reads a result body; throws <see cref="FormatException"/> when it is not one.</summary>
-    public static Answer DecodeResult(ReadOnlySpan<byte> body)
-    {
-        var reader = new Reader(body);
-        var exit = reader.Int32();
-        if (exit is < 0 or > 255) throw new FormatException($"exit code {exit}");
-        var stdout = reader.Block(MaxOutputBytes).ToArray();
-        var stderr = reader.Block(MaxOutputBytes).ToArray();
-        reader.End();
-        return new Answer(exit, stdout, stderr);
     }
 
     /// <summary>
