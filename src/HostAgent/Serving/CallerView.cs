@@ -40,6 +40,14 @@ internal sealed class CallerView(int pid, IStoreKeeper keeper, INetnsProbe probe
         return mine;
     }
 
+    /// <summary>
+    /// Where the agent opens a file the call names (<see cref="PluginServices.CallerFile"/>): a relative path in the
+    /// caller's working directory; an absolute one as is when the caller's view is the agent's, else through the
+    /// caller's root. The caller waits for the answer, so its /proc entry stands while the call runs.
+    /// </summary>
+    public string CallerFile(string path) =>
+        !Path.IsPathRooted(path) ? $"/proc/{pid}/cwd/{path}" : SameView ? path : _root + path;
+
     /// <summary>The caller's mount namespace and root directory are the agent's.</summary>
     private bool SameView => _sameView ??= OwnMountNamespace.Value is { } mine && mine == Link($"/proc/{pid}/ns/mnt")
         && StoreKeeper.FileId("/") is var root && root != default && root == StoreKeeper.FileId(_root + "/");

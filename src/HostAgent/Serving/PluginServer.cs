@@ -242,12 +242,14 @@ internal sealed class PluginServer(string socketPath, IBootClock clock, TimeProv
     private byte[]? Run(CallFrames.Call call, Socket peer, int pid)
     {
         string? Environment(string name) => call.Environment.GetValueOrDefault(name);
-        var callClock = new SystemBootClock(Environment);
         var gone = false;
         var view = new CallerView(pid, _stores!, new NetnsProbe());
+        // The boot ID file a call names is the caller's, as is every file it names.
+        var callClock = new SystemBootClock(name => Environment(name) is { Length: > 0 } value && name == SystemBootClock.BootIdFileVariable ? view.CallerFile(value) : Environment(name));
         var services = new PluginServices(callClock, view, time)
         {
             Stores = view,
+            CallerFile = view.CallerFile,
             // Nothing is committed for a caller that is gone: it may be retrying the call itself, or the runtime may
             // have given up on it and be deleting the attachment already.
             Proceed = () =>

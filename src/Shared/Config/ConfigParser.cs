@@ -120,9 +120,11 @@ public static class ConfigParser
     /// Parses and canonicalises the IPAM config; error 7 for anything invalid, 4 for a bad CNI_ARGS IP. A range
     /// whose subnet is <see cref="UsePodCidr"/> or <see cref="UsePodCidrIPv6"/> takes the node's subnet from
     /// flannel's subnet file (<c>ipam.subnetFile</c>, default <see cref="FlannelSubnetFile.DefaultPath"/>), or is
-    /// left out, as <paramref name="podCidrs"/> says.
+    /// left out, as <paramref name="podCidrs"/> says; that file is opened where <paramref name="callerFile"/> says
+    /// (PluginServices.CallerFile).
     /// </summary>
-    public static IpamConfig Parse(JsonElement root, string cniVersion, CniArgs args, PodCidrResolution podCidrs = PodCidrResolution.Resolve)
+    public static IpamConfig Parse(JsonElement root, string cniVersion, CniArgs args, PodCidrResolution podCidrs = PodCidrResolution.Resolve,
+        Func<string, string>? callerFile = null)
     {
         var network = ValidateNetworkName(Json.String(root, "name", "$"));
         var ipam = Json.Object(root, "ipam", "$") ?? throw Json.Invalid("ipam", "missing: the config needs an \"ipam\" section");
@@ -171,7 +173,7 @@ public static class ConfigParser
                 var rangePath = ranges.Length == 1 && path == "ipam" ? path : $"{path}[{k}]";
                 var podCidrKey = PodCidrKey(ranges[k], rangePath);
                 if (podCidrKey is not null && podCidrs == PodCidrResolution.Ignore) continue;
-                var range = ParseRange(ranges[k], rangePath, podCidrKey is null ? null : PodSubnet(subnetFile, podCidrKey, rangePath));
+                var range = ParseRange(ranges[k], rangePath, podCidrKey is null ? null : PodSubnet(subnetFile, podCidrKey, rangePath, callerFile));
                 if (parsed.Count > 0 && parsed[0].Family != range.Family) throw Json.Invalid(rangePath, "mixes IPv4 and IPv6 in one range set");
                 if (parsed.FirstOrDefault(range.Overlaps) is { } other) throw Json.Invalid(rangePath, $"range {range} overlaps with range {other}");
                 parsed.Add(range);
@@ -211,13 +213,13 @@ public static class ConfigParser
         return null;
     }
 
-    private static string PodSubnet(string subnetFile, string key, string path)
+    private static string PodSubnet(string subnetFile, string key, string path, Func<string, string>? callerFile)
     {
         var placeholder = key == FlannelSubnetFile.Ipv4Key ? UsePodCidr : UsePodCidrIPv6;
         IPNetwork subnet;
         try
         {
-            subnet = FlannelSubnetFile.Subnet(subnetFile, key);
+            subnet = FlannelSubnetFile.Subnet(subnetFile, key, callerFile);
         }
         catch (FormatException e)
         {

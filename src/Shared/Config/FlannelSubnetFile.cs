@@ -31,9 +31,10 @@ public static class FlannelSubnetFile
     /// The subnet under <paramref name="key"/> (<see cref="Ipv4Key"/> or <see cref="Ipv6Key"/>), masked to its
     /// network. Throws <see cref="FormatException"/> with a message that says what is wrong: the file is
     /// missing, unreadable, too large, not text, lacks the key, or holds a value that is not a CIDR of the
-    /// key's family.
+    /// key's family. The file is opened at <paramref name="callerFile"/>(<paramref name="path"/>) when given (the
+    /// caller's file, in berth-agent); messages name <paramref name="path"/>.
     /// </summary>
-    public static IPNetwork Subnet(string path, string key)
+    public static IPNetwork Subnet(string path, string key, Func<string, string>? callerFile = null)
     {
         var shown = ConfigParser.Clip(path);
         var family = key == Ipv6Key ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
@@ -41,7 +42,7 @@ public static class FlannelSubnetFile
         // Read as the flannel plugin reads it, so that both take the same subnet from the same file: KEY=VALUE
         // lines, the key matched exactly, nothing trimmed but a line's CR; other lines and keys are ignored; the
         // last occurrence of a key wins.
-        foreach (var line in Lines(path))
+        foreach (var line in Lines(path, callerFile?.Invoke(path) ?? path))
         {
             var text = line.EndsWith('\r') ? line[..^1] : line;
             if (text.StartsWith(key + "=", StringComparison.Ordinal)) value = text[(key.Length + 1)..];
@@ -54,13 +55,13 @@ public static class FlannelSubnetFile
         return Ip.NetworkOf(address, prefix);
     }
 
-    private static IEnumerable<string> Lines(string path)
+    private static IEnumerable<string> Lines(string path, string opened)
     {
         var shown = ConfigParser.Clip(path);
         byte[] bytes;
         try
         {
-            bytes = SmallFile.Read(path, MaxBytes);
+            bytes = SmallFile.Read(opened, MaxBytes);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {

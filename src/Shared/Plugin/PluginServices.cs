@@ -18,4 +18,11 @@ public sealed record PluginServices(IBootClock BootClock, INetnsProbe Netns, Tim
     /// back) when the call is no longer wanted. The agent's check that its caller is still connected; null in the plugin.
     /// </summary>
     public Action? Proceed { get; init; }
+
+    /// <summary>
+    /// Where this process opens a file the call names (ipam.resolvConf, flannel's subnet file, the boot ID file): the
+    /// path itself in the plugin, which resolves it as its caller does. berth-agent reads the caller's file
+    /// (<c>CallerView</c>): another mount namespace (a pod) or working directory can give the same path another file.
+    /// </summary>
+    public Func<string, string> CallerFile { get; init; } = static path => path;
 }

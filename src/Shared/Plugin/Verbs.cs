@@ -103,8 +103,8 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
         if (problem is not null) throw new CniException(ErrorCodes.NotAvailable, $"berth cannot serve ADD for network {config.Network}: {problem}");
     }
 
-    private static IpamConfig Parse(Request request, PodCidrResolution podCidrs = PodCidrResolution.Resolve) =>
-        ConfigParser.Parse(request.Config, request.CniVersion, request.Args, podCidrs);
+    private IpamConfig Parse(Request request, PodCidrResolution podCidrs = PodCidrResolution.Resolve) =>
+        ConfigParser.Parse(request.Config, request.CniVersion, request.Args, podCidrs, services.CallerFile);
 
     private Allocator Allocator(ILeaseTransaction tx) => new(tx, services.BootClock, services.Time, services.Netns);
 
@@ -152,12 +152,12 @@ internal sealed class Verbs(PluginServices services, TextWriter stdout)
 
     private const int MaxResolvConfBytes = 65536;
 
-    private static Dns ReadDns(IpamConfig config)
+    private Dns ReadDns(IpamConfig config)
     {
         if (config.ResolvConf is null) return Dns.None;
         try
         {
-            return Dns.ParseResolvConf(System.Text.Encoding.UTF8.GetString(SmallFile.Read(config.ResolvConf, MaxResolvConfBytes)).TrimStart('\uFEFF'));
+            return Dns.ParseResolvConf(System.Text.Encoding.UTF8.GetString(SmallFile.Read(services.CallerFile(config.ResolvConf), MaxResolvConfBytes)).TrimStart('\uFEFF'));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {

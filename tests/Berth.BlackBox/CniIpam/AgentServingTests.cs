@@ -306,6 +306,56 @@ public sealed class AgentServingTests : IDisposable
         Assert.Equal(1, new FileInfo(PluginSocketFallback("absent")).Length);
     }
 
+    [Fact]
+    public void The_files_a_call_names_are_read_as_its_caller_sees_them()
+    {
+        // A caller in a mount namespace of its own (a pod, a unit with PrivateTmp=) can see another file at the same
+        // path than the agent does; a relative path is the caller's working directory's. The agent must answer with
+        // the caller's file, as the plugin alone would, not with its own.
+        using var agent = StartAgent();
+        var path = _dir.File("dns/resolv.conf");
+        var callers = _dir.File("caller/resolv.conf");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        Directory.CreateDirectory(Path.GetDirectoryName(callers)!);
+        File.WriteAllText(path, "nameserver 10.0.0.1\n");
+        File.WriteAllText(callers, "nameserver 10.0.0.2\n");
+        IReadOnlyList<string?> Nameservers(string resolvConf, string container, string shell)
+        {
+            var add = AddThrough(shell, $$$"""{"cniVersion":"1.0.0","name":"net1","type":"bridge","ipam":{"type":"berth","dataDir":"{{{_dir.File("data")}}}","resolvConf":"{{{resolvConf}}}","ranges":[[{"subnet":"10.81.0.0/24"}]]}}""", container);
+            Assert.True(add.ExitCode == 0, add.ToString());
+            return [.. add.Json.GetProperty("dns").GetProperty("nameservers").EnumerateArray().Select(n => n.GetString())];
+        }
+
+        var ownNamespace = Nameservers(path, "c1", $"unshare --mount --propagation private sh -c 'mount --bind {callers} {path} && exec {Repo.Plugin}'");
+        var relative = Nameservers("resolv.conf", "c2", $"cd {Path.GetDirectoryName(callers)} && exec {Repo.Plugin}");
+
+        // flannel's subnet file, for a range of "usePodCidr".
+        var subnetFile = _dir.File("flannel/subnet.env");
+        var callersSubnet = _dir.File("caller/subnet.env");
+        Directory.CreateDirectory(Path.GetDirectoryName(subnetFile)!);
+        File.WriteAllText(subnetFile, "FLANNEL_SUBNET=10.82.1.1/24\n");
+        File.WriteAllText(callersSubnet, "FLANNEL_SUBNET=10.82.2.1/24\n");
+        var podCidr = $$$"""{"cniVersion":"1.0.0","name":"net2","type":"bridge","ipam":{"type":"berth","dataDir":"{{{_dir.File("data")}}}","subnetFile":"{{{subnetFile}}}","ranges":[[{"subnet":"usePodCidr"}]]}}""";
+        var inPodCidr = AddThrough($"unshare --mount --propagation private sh -c 'mount --bind {callersSubnet} {subnetFile} && exec {Repo.Plugin}'", podCidr, "c3");
+
+        Assert.Equal(["10.0.0.2"], ownNamespace);
+        Assert.Equal(["10.0.0.2"], relative);
+        Assert.True(inPodCidr.ExitCode == 0, inPodCidr.ToString());
+        Assert.Equal(["10.82.2.2/24"], inPodCidr.Addresses);
+        Assert.Equal(3, Served(agent, "ADD"));
+    }
+
+    /// <summary>An ADD to the agent's socket by a plugin that <paramref name="shell"/> (a /bin/sh command line) starts.</summary>
+    private ExecResult AddThrough(string shell, string config, string container)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["CNI_COMMAND"] = "ADD", ["CNI_CONTAINERID"] = container, ["CNI_IFNAME"] = "eth0", ["CNI_NETNS"] = "/var/run/netns/none",
+            [ServingAgent.SocketVariable] = Socket,
+        };
+        return Exec.Run("/bin/sh", ["-c", shell], PluginRun.Plugin(env, config, TimeSpan.FromSeconds(60)));
+    }
+
     /// <summary>A listener on a socket that answers one call with the given bytes and hands back the request it read.</summary>
     private sealed class FakeAgent : IDisposable
     {
