@@ -26,6 +26,9 @@ public sealed partial class SocketAgent : IDisposable
 
     public int Pid => _agent.Id;
 
+    /// <summary>Whether the agent has exited (it never does on its own while serving).</summary>
+    public bool HasExited => _agent.HasExited;
+
     /// <summary>Starts an agent whose files live under <paramref name="dir"/>, serving <paramref name="socket"/>, and waits until it serves.</summary>
     public static SocketAgent Start(string dir, string socket, bool metrics = false, IReadOnlyDictionary<string, string>? environment = null)
     {

@@ -59,9 +59,34 @@ internal sealed class CaseGenerator(Random random, Sandbox sandbox)
                 env["BERTH_BOOT_ID_FILE"] = Encoding.UTF8.GetBytes(Pick([sandbox.BootIdOther, sandbox.AFile, sandbox.Missing, sandbox.ADirectory]));
                 description += " boot-id-file";
             }
+            // Half the cases go through the serving agent (the prelude's encoder, the agent's decoder, its kept stores); a
+            // few name a socket that cannot be one, which the prelude must pass over to the plugin.
+            if (Chance(0.04))
+            {
+                var (socket, what) = HostileSocket();
+                env["BERTH_PLUGIN_SOCKET"] = socket;
+                description += $" socket:{what}";
+            }
+            else if (Chance(0.5))
+            {
+                env["BERTH_PLUGIN_SOCKET"] = Encoding.UTF8.GetBytes(sandbox.ServingSocket);
+                description += " served";
+            }
             return new FuzzCase(index, description.Trim(), env, stdin);
         }
     }
+
+    /// <summary>A BERTH_PLUGIN_SOCKET that names no socket: never empty (that is the machine's default socket).</summary>
+    private (byte[] Value, string What) HostileSocket() => random.Next(7) switch
+    {
+        0 => (Encoding.UTF8.GetBytes(sandbox.AFile), "file"),
+        1 => (Encoding.UTF8.GetBytes(sandbox.ADirectory), "directory"),
+        2 => (Encoding.UTF8.GetBytes(sandbox.AFifo), "fifo"),
+        3 => (Encoding.UTF8.GetBytes(sandbox.Missing + "/plugin.sock"), "missing"),
+        4 => (Encoding.UTF8.GetBytes(sandbox.Root + "/" + new string('s', random.Next(90, 300))), "too-long"),
+        5 => ([.. Encoding.UTF8.GetBytes(sandbox.Root + "/"), 0xff, 0xfe, (byte)'s'], "not-utf8"),
+        _ => ("plugin.sock"u8.ToArray(), "relative"),
+    };
 
     private string CniArgs() => random.Next(8) switch
     {

@@ -29,6 +29,9 @@ internal sealed class Sandbox
         Missing = Path.Combine(Root, "missing");
         ADirectory = Path.Combine(Root, "a-directory");
         System.IO.Directory.CreateDirectory(ADirectory);
+        ServingSocket = Path.Combine(Root, "run", "plugin.sock");
+        AFifo = Path.Combine(Root, "a-fifo");
+        Exec.Must("mkfifo", AFifo);
         BootIdOther = Path.Combine(Root, "boot-id");
         System.IO.File.WriteAllText(BootIdOther, "0f0e0d0c-0b0a-4908-8706-050403020100\n");
         var resolv = Path.Combine(Root, "resolv.conf");
@@ -68,6 +71,10 @@ internal sealed class Sandbox
     public string AFile { get; }
     public string Missing { get; }
     public string ADirectory { get; }
+    public string AFifo { get; }
+
+    /// <summary>The socket of the berth-agent the fuzzer runs: the cases that name it go through the forwarding prelude and the agent.</summary>
+    public string ServingSocket { get; }
     public string BootIdOther { get; }
     public IReadOnlyList<string> ResolvConfs { get; }
     public IReadOnlyList<string> SubnetFiles { get; }
@@ -148,6 +155,7 @@ public sealed class Fuzzer(FuzzOptions options)
     private readonly TextWriter _log = options.Log ?? Console.Out;
     private readonly Sandbox _sandbox = new();
     private Report _report = null!;
+    private SocketAgent? _serving;
     private byte[] _goldenDb = [];
     private byte[] _goldenWal = [];
     private const int GoldenCheckpointed = 20, GoldenInWal = 5;
@@ -159,6 +167,9 @@ public sealed class Fuzzer(FuzzOptions options)
         _log.WriteLine($"fuzz: seed {options.Seed}, {options.Seconds} s{(options.MaxCases is { } m ? $", at most {m} cases" : "")}, sandbox {_sandbox.Root}");
         var clock = Stopwatch.StartNew();
         MakeGolden();
+        // Half the cases go to this agent through the plugin's forwarding prelude (CaseGenerator, DamageCase): the same
+        // checks hold whichever answers.
+        _serving = SocketAgent.Start(Path.Combine(_sandbox.Root, "serving"), _sandbox.ServingSocket);
         var master = new Random(options.Seed);
         int inputs = 0, damaged = 0;
         for (var index = 0; clock.Elapsed.TotalSeconds < options.Seconds && (options.MaxCases is not { } max || index < max); index++)
@@ -179,7 +190,12 @@ public sealed class Fuzzer(FuzzOptions options)
             if (index % 250 == 249) Integrity();
         }
         Integrity();
-        _log.WriteLine($"fuzz: {_report.Cycles} cases ({inputs} inputs, {damaged} damaged stores) in {clock.Elapsed.TotalSeconds:F0} s, {_report.Acked} succeeded, seed {options.Seed}");
+        if (_serving.HasExited) _report.Violation($"the serving berth-agent died during the run, seed {options.Seed}");
+        // Coverage, not a verdict on a call: cases sent to the agent that it never answered tested only the fallback.
+        var fellBack = Directory.GetFiles(Path.GetDirectoryName(_sandbox.ServingSocket)!, "plugin.sock.fallback-*").Sum(f => new FileInfo(f).Length);
+        if (_served >= 20 && fellBack >= _served) _report.Violation($"the serving berth-agent answered none of the {_served} cases sent to it ({Fallbacks()}), seed {options.Seed}");
+        _serving.Dispose();
+        _log.WriteLine($"fuzz: {_report.Cycles} cases ({inputs} inputs, {damaged} damaged stores; {_served} sent to the serving agent, which left {Fallbacks()} to the plugin) in {clock.Elapsed.TotalSeconds:F0} s, {_report.Acked} succeeded, seed {options.Seed}");
         if (_report.Violations.Count == 0 || !options.KeepOnViolation) Directory.Delete(_sandbox.Root, recursive: true);
         else _log.WriteLine($"fuzz: sandbox kept for inspection in {_sandbox.Root}");
         return _report;
@@ -197,8 +213,15 @@ public sealed class Fuzzer(FuzzOptions options)
         }
     }
 
+    private int _served;
+
+    /// <summary>The calls the plugin did itself although the serving agent's socket was named, by reason (the counter files beside it).</summary>
+    private string Fallbacks() => string.Join(", ", Directory.GetFiles(Path.GetDirectoryName(_sandbox.ServingSocket)!, "plugin.sock.fallback-*")
+        .Select(f => (Reason: Path.GetFileName(f)["plugin.sock.fallback-".Length..], new FileInfo(f).Length)).Where(r => r.Length > 0).Select(r => $"{r.Reason} {r.Length}"));
+
     private ExecResult Run(IReadOnlyDictionary<string, byte[]> env, byte[] stdin)
     {
+        if (env.TryGetValue("BERTH_PLUGIN_SOCKET", out var socket) && socket.AsSpan().SequenceEqual(Encoding.UTF8.GetBytes(_sandbox.ServingSocket))) _served++;
         // The plugin alone, unless a case names a socket: an agent on this machine's default socket must not answer.
         if (!env.ContainsKey("BERTH_PLUGIN_SOCKET")) env = new Dictionary<string, byte[]>(env) { ["BERTH_PLUGIN_SOCKET"] = "off"u8.ToArray() };
         using var child = Exec.Start(options.Plugin ?? Repo.Plugin, [], new ExecOptions { Environment = env, OnlyThisEnvironment = true, Stdin = stdin });
@@ -444,8 +467,14 @@ public sealed class Fuzzer(FuzzOptions options)
         var op = random.Next(10) switch { < 5 => ("ADD", "dmg-new"), < 8 => ("DEL", "g3"), _ => ("CHECK", "g5") };
         var what = $"damaged store case {index}: {damage}{detail}{(withWal ? " (with WAL)" : "")}, {op.Item1} {op.Item2}, seed {options.Seed}, store {db}";
 
+        var env = Env(op.Item1, op.Item2);
+        if (random.Next(2) == 0)
+        {
+            env["BERTH_PLUGIN_SOCKET"] = Encoding.UTF8.GetBytes(_sandbox.ServingSocket);
+            what += ", served";
+        }
         var before = StoreReader.Snapshot(dir);
-        var result = Run(Env(op.Item1, op.Item2), Encoding.UTF8.GetBytes(DamageConfig(dir)));
+        var result = Run(env, Encoding.UTF8.GetBytes(DamageConfig(dir)));
         var problems = Judge(op.Item1, "1.0.0", result, out var succeeded);
         if (damage.StartsWith("lock", StringComparison.Ordinal))
         {
