@@ -34,41 +34,31 @@ public sealed class WriterLockTests : IDisposable
         }
     }
 
+    /// <summary>One holder's turn: takes the lock, checks what it finds of the one before, marks its own end (null: it dies).</summary>
+    private void Turn(bool findsDeath, bool? committed)
+    {
+        using var holder = Acquire(TimeSpan.FromSeconds(10));
+        Assert.Equal(findsDeath, holder.PreviousHolderDied);
+        if (committed is { } c) holder.Done(c);
+    }
+
     [Fact]
     public void A_holder_that_lets_go_without_marking_its_hand_over_done_is_seen_as_dead_by_the_next()
     {
-        using (var first = Acquire(TimeSpan.FromSeconds(10))) first.Done(committed: true);
-        using (var clean = Acquire(TimeSpan.FromSeconds(10)))
-        {
-            Assert.False(clean.PreviousHolderDied);
-            // Dies: never marks its hand-over done.
-        }
-        using (var afterDeath = Acquire(TimeSpan.FromSeconds(10)))
-        {
-            Assert.True(afterDeath.PreviousHolderDied);
-            // Wrote nothing: the one after it must still write something.
-            afterDeath.Done(committed: false);
-        }
-        using (var still = Acquire(TimeSpan.FromSeconds(10)))
-        {
-            Assert.True(still.PreviousHolderDied);
-            still.Done(committed: true);
-        }
-        using var sealedOff = Acquire(TimeSpan.FromSeconds(10));
-        Assert.False(sealedOff.PreviousHolderDied);
+        Turn(findsDeath: false, committed: true); // a new file: a clean start
+        Turn(findsDeath: false, committed: null); // dies: never marks its hand-over done
+        // Wrote nothing: the one after it must still write something.
+        Turn(findsDeath: true, committed: false);
+        Turn(findsDeath: true, committed: true);
+        Turn(findsDeath: false, committed: true);
     }
 
     [Fact]
     public void A_lock_file_from_before_the_done_mark_counts_as_a_death_once()
     {
         File.WriteAllBytes(LockPath, BitConverter.GetBytes(41L));
-        using (var first = Acquire(TimeSpan.FromSeconds(10)))
-        {
-            Assert.True(first.PreviousHolderDied);
-            first.Done(committed: true);
-        }
-        using var next = Acquire(TimeSpan.FromSeconds(10));
-        Assert.False(next.PreviousHolderDied);
+        Turn(findsDeath: true, committed: true);
+        Turn(findsDeath: false, committed: null);
     }
 
     [Fact]
