@@ -163,14 +163,6 @@ public static class CallFrames
             return b;
         }
 
-        public int Int32()
-        {
-            if (_rest.Length < 4) throw new FormatException("frame cut short");
-            var v = BinaryPrimitives.ReadInt32LittleEndian(_rest);
-            _rest = _rest[4..];
-            return v;
-        }
-
         public ReadOnlySpan<byte> Block(int max)
         {
             if (_rest.Length < 4) throw new FormatException("frame cut short");
